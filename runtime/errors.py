@@ -1,0 +1,109 @@
+"""The exception tree every Oort component raises, and the boundary translator ``map_exceptions``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+
+class EngineError(Exception):
+    """Base of every error Oort raises on purpose.
+
+    ``code`` is eKuiper's REST error code (SURFACE.md §E): 1000 undefined, 1001 general, 1002 not found,
+    2001 parser, 2101 planner, 3000 stream/table, 4000 rule, 5000 config.
+    """
+
+    code: int = 1000
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFoundError(EngineError):
+    """A stream, table, rule or conf group that does not exist (REST answers 404)."""
+
+    code = 1002
+
+
+class ConfigError(EngineError):
+    """A configuration file or value is wrong; the message lists every problem with its path."""
+
+    code = 5000
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class SqlError(EngineError):
+    """A DDL or SQL statement is malformed or invalid.
+
+    ``line`` and ``column`` are 1-based (0 when unknown); ``context`` is an excerpt with a caret.
+    """
+
+    code = 2001
+
+    def __init__(self, message: str, line: int = 0, column: int = 0, context: str = "") -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+        self.context = context
+
+
+class PlanError(EngineError):
+    """A parsed statement cannot be turned into a running plan (unknown stream, bad option…)."""
+
+    code = 2101
+
+
+class StreamError(EngineError):
+    """A stream/table catalog operation failed (duplicate, referenced by a rule…)."""
+
+    code = 3000
+
+
+class RuleError(EngineError):
+    """A rule definition or rule operation failed."""
+
+    code = 4000
+
+    def __init__(self, message: str, rule_id: str = "") -> None:
+        super().__init__(message)
+        self.rule_id = rule_id
+
+
+class ServerStartError(EngineError):
+    """A server (REST or the global data server) could not bind or start."""
+
+    code = 1003
+
+
+class SourceError(EngineError):
+    """A source connector failed (cannot connect, bad configuration, decode failure…)."""
+
+    code = 1003
+
+
+class SinkError(EngineError):
+    """A sink connector failed to deliver."""
+
+    code = 1003
+
+
+@contextmanager
+def map_exceptions(mapping: Mapping[type[BaseException], type[EngineError]]) -> Iterator[None]:
+    """Translate third-party exceptions into Oort's at a library boundary (httpcore style).
+
+    The first matching entry wins; the original exception is kept as ``__cause__``.
+    """
+    try:
+        yield
+    except Exception as exc:
+        for from_exc, to_exc in mapping.items():
+            if isinstance(exc, from_exc):
+                raise to_exc(str(exc)) from exc
+        raise
