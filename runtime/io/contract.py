@@ -120,7 +120,10 @@ class Source(Protocol):
     """
 
     async def run(
-        self, send: trio.MemorySendChannel[Batch], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        send: trio.MemorySendChannel[Batch],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None: ...
 
 

@@ -1,0 +1,177 @@
+"""eKuiper's ``file`` sink: messages appended to a local file as JSON lines, one JSON array, or CSV.
+
+Writes are plain synchronous ``write`` + ``flush`` calls: they are small and land in the page cache, so a
+thread hop would cost more than it saves, and readers see every message as soon as ``write`` returns.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, BinaryIO, final
+
+from runtime.errors import PlanError, SinkError, map_exceptions
+from runtime.formats import Encoder, delimited, encoder
+from runtime.io.contract import Row, SinkSpec
+
+FILE_TYPES = ("lines", "json", "csv")
+_TAIL = 4096  # bytes read back from an existing JSON-array file to find where the array stands
+_WHITESPACE = b" \t\r\n"
+
+
+def _prop(props: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+    value = props.get(key, default)
+    if value is None:
+        return default
+    # bool is an int subclass; a JSON `1` for a bool option is a mistake worth reporting.
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise PlanError(f"{where}: property {key!r} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+@final
+class FileSink:
+    """Action ``"file"``.
+
+    Properties:
+      path: the file (required); parent directories are created.
+      fileType: ``lines`` (default): one encoded message per line; ``json``: the whole file is one JSON
+        array of all messages, valid after ``aclose``; ``csv``: one line per row, header first if wanted.
+      format: ``json`` (default) or ``delimited``: how a message is encoded for ``lines``.
+      hasHeader: ``csv``/``delimited``: write a header line (once per file for ``csv``). Default false.
+      delimiter: ``csv``/``delimited`` column separator, default ``,``.
+
+    An existing file is appended to (a restarted rule continues its output); for ``json`` the open array
+    is reopened, so the file stays one array.
+
+    Raises (from the constructor):
+      PlanError: a missing or wrongly typed property.
+    """
+
+    def __init__(self, spec: SinkSpec) -> None:
+        where = f"file sink (action {spec.index})"
+        props = spec.props
+        path = props.get("path")
+        if not isinstance(path, str) or not path:
+            raise PlanError(f"{where}: property 'path' is required and must be a string")
+        file_type = _prop(props, "fileType", str, "lines", where).lower()
+        if file_type not in FILE_TYPES:
+            raise PlanError(
+                f"{where}: fileType {file_type!r} is invalid; expected one of {', '.join(FILE_TYPES)}"
+            )
+        fmt = _prop(props, "format", str, "json", where).lower()
+        has_header = _prop(props, "hasHeader", bool, False, where)
+        delimiter = _prop(props, "delimiter", str, ",", where)
+        if file_type == "json" and fmt != "json":
+            raise PlanError(f"{where}: fileType 'json' needs format 'json', got {fmt!r}")
+        self._path = Path(path)
+        self._file_type = file_type
+        self._delimiter = delimiter
+        self._has_header = has_header
+        # csv encodes row by row itself (fixed columns across messages); the others use the format encoder.
+        self._encode: Encoder = encoder(
+            "json" if file_type == "csv" else fmt, delimiter=delimiter, has_header=has_header
+        )
+        self._ctx = spec.ctx
+        self._where = where
+        self._file: BinaryIO | None = None
+        self._first = True  # json: no element written yet, so the next one needs no comma
+        self._columns: list[str] | None = None  # csv: columns fixed by the first row written
+        self._header_pending = False  # csv: the file was empty at open and wants a header
+
+    async def open(self) -> None:
+        """Create parent directories and open the file for appending.
+
+        Raises:
+          SinkError: the file cannot be created or opened, or (json) it holds something else than an array.
+        """
+        with map_exceptions({OSError: SinkError}):
+            self._open_file()
+        self._ctx.connection.status = 1
+        self._ctx.connection.last_connected_time = self._ctx.clock.now_ms()
+
+    def _open_file(self) -> None:
+        # Synchronous on purpose (see the module docstring): opening a local file is a short syscall.
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        # r+b, not a+b: a json array is reopened by truncating its closing bracket, which append mode forbids.
+        file = open(self._path, "r+b" if self._path.exists() else "w+b")
+        try:
+            end = file.seek(0, os.SEEK_END)
+            if self._file_type == "json":
+                self._first = self._resume_array(file, end)
+        except BaseException:
+            file.close()
+            raise
+        self._header_pending = self._file_type == "csv" and self._has_header and end == 0
+        self._file = file
+
+    def _resume_array(self, file: BinaryIO, end: int) -> bool:
+        """Leave ``file`` positioned to add the next array element; return True when the array is empty."""
+        start = max(0, end - _TAIL)
+        file.seek(start)
+        tail = file.read().rstrip(_WHITESPACE)
+        if not tail and start == 0:
+            file.seek(0)
+            file.truncate()
+            file.write(b"[")
+            file.flush()
+            return True
+        file.seek(0)
+        if not file.read(_TAIL).lstrip(_WHITESPACE).startswith(b"["):
+            raise SinkError(f"{self._where}: {self._path} exists and is not a JSON array")
+        if tail.endswith(b"]"):
+            tail = tail[:-1].rstrip(_WHITESPACE)  # reopen the array closed by the previous run
+        # A run that died before aclose leaves the array unterminated; continuing it is just as valid.
+        file.seek(start + len(tail))
+        file.truncate()
+        file.flush()
+        return tail.endswith(b"[")
+
+    async def write(self, data: Row | list[Row]) -> None:
+        """Append one message and flush it.
+
+        Raises:
+          SinkError: the write failed, the sink is not open, or a value cannot be encoded.
+        """
+        file = self._file
+        if file is None:
+            raise SinkError(f"{self._where}: write before open or after close")
+        with map_exceptions({OSError: SinkError, TypeError: SinkError}):
+            if self._file_type == "lines":
+                encoded = self._encode(data)
+                payload = encoded + b"\n" if encoded else b""  # an empty delimited message is no line
+            elif self._file_type == "json":
+                payload = (b"" if self._first else b",") + self._encode(data)
+                self._first = False
+            else:
+                payload = self._csv_lines(data if isinstance(data, list) else [data])
+            file.write(payload)
+            file.flush()
+
+    def _csv_lines(self, rows: list[Row]) -> bytes:
+        if not rows:
+            return b""
+        lines: list[str] = []
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = list(rows[0])
+            if self._header_pending:
+                lines.append(delimited.header_line(columns, self._delimiter))
+                self._header_pending = False
+        delimiter = self._delimiter
+        lines.extend(delimited.row_line(row, columns, delimiter) for row in rows)
+        lines.append("")
+        return "\n".join(lines).encode()
+
+    async def aclose(self) -> None:
+        """Terminate the JSON array (``json``) and close the file. Safe to call twice or without ``open``."""
+        file, self._file = self._file, None
+        self._ctx.connection.status = 0
+        if file is None:
+            return
+        try:
+            if self._file_type == "json":
+                file.write(b"]\n")
+                file.flush()
+        finally:
+            file.close()

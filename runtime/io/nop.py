@@ -1,0 +1,28 @@
+"""eKuiper's ``nop`` sink: accepts every message and drops it (benchmarks, rules kept only for metrics)."""
+
+from __future__ import annotations
+
+from typing import final
+
+from runtime.io.contract import Row, SinkSpec
+
+
+@final
+class NopSink:
+    """Action ``"nop"``: no properties; ``write`` returns at once. Counts how many messages it swallowed."""
+
+    __slots__ = ("_ctx", "written")
+
+    def __init__(self, spec: SinkSpec) -> None:
+        self._ctx = spec.ctx
+        self.written = 0
+
+    async def open(self) -> None:
+        self._ctx.connection.status = 1
+        self._ctx.connection.last_connected_time = self._ctx.clock.now_ms()
+
+    async def write(self, data: Row | list[Row]) -> None:
+        self.written += 1
+
+    async def aclose(self) -> None:
+        self._ctx.connection.status = 0
