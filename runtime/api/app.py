@@ -1,0 +1,236 @@
+"""The REST API's raw ASGI application: requests, responses, the path router and the ASGI entry point.
+
+No web framework: hypercorn calls ``RestApp`` directly. Handlers (``routes.py``) receive a parsed ``Request``
+and return a ``Response``, or raise ``HttpError`` for an eKuiper-shaped error body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Final, final
+from urllib.parse import parse_qs
+
+import attrs
+import orjson
+
+LOGGER = logging.getLogger("oort.api")
+
+# eKuiper sets no limit; we refuse to buffer more than this per request.
+MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+TEXT: Final = "text/plain; charset=utf-8"
+JSON: Final = "application/json"
+
+# gorilla/handlers.CORS as eKuiper configures it: any origin, these methods and headers.
+_CORS_HEADERS: Final = (
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"POST, GET, PUT, DELETE, HEAD"),
+    (
+        b"access-control-allow-headers",
+        b"Accept, Accept-Language, Content-Type, Content-Language, Origin, Authorization",
+    ),
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@final
+@attrs.frozen
+class Request:
+    """One HTTP request, body fully read. ``params`` are the router's path parameters."""
+
+    method: str
+    path: str
+    params: Mapping[str, str]
+    query: Mapping[str, list[str]]
+    body: bytes
+
+    def arg(self, name: str, default: str = "") -> str:
+        """The first value of query parameter ``name``."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+@final
+@attrs.frozen
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = TEXT
+
+
+def text(body: str, status: int = 200) -> Response:
+    return Response(status, body.encode("utf-8"), TEXT)
+
+
+def json_body(value: Any, status: int = 200, *, pretty: bool = False) -> Response:
+    """A JSON response; ``pretty`` indents by 2 spaces (eKuiper's ``GET /rules/{id}/status``)."""
+    return Response(status, orjson.dumps(value, option=orjson.OPT_INDENT_2 if pretty else 0), JSON)
+
+
+def error_body(status: int, code: int, message: str) -> Response:
+    """eKuiper's error shape: ``{"error": code, "message": "..."}`` plus the newline of Go's ``http.Error``."""
+    return Response(status, orjson.dumps({"error": code, "message": message}) + b"\n", JSON)
+
+
+class HttpError(Exception):
+    """Raised by a handler (or the app) to answer with an error body instead of a result."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def response(self) -> Response:
+        return error_body(self.status, self.code, self.message)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_PARAM = re.compile(r"\{(\w+)(\.\.\.)?\}")
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    """``/rules/{id}/status`` -> a regex; ``{name}`` is one path segment, ``{name...}`` the rest (with ``/``)."""
+    out, pos = [], 0
+    for m in _PARAM.finditer(pattern):
+        out.append(re.escape(pattern[pos : m.start()]))
+        out.append(f"(?P<{m.group(1)}>.+)" if m.group(2) else f"(?P<{m.group(1)}>[^/]+)")
+        pos = m.end()
+    out.append(re.escape(pattern[pos:]))
+    return re.compile("".join(out))
+
+
+@final
+@attrs.frozen
+class _Route:
+    method: str
+    regex: re.Pattern[str]
+    handler: Handler
+
+
+@final
+class Router:
+    """Method + path pattern -> handler. Built once at startup; matching is a few regexes per request.
+
+    Routes are indexed by their first path segment (always literal in our table), and within a bucket the
+    first registered match wins, so literal routes such as ``/rules/status/all`` go before ``/rules/{id}``.
+    """
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, list[_Route]] = {}
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        first = pattern.split("/", 2)[1]
+        if "{" in first:
+            raise ValueError(f"the first path segment must be literal: {pattern}")
+        self._buckets.setdefault(first, []).append(_Route(method, _compile(pattern), handler))
+
+    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """The handler and path parameters for a request.
+
+        Raises:
+          HttpError: 404 when no pattern matches the path, 405 when patterns match but not for this method.
+        """
+        first = path.split("/", 2)[1] if path.startswith("/") else path
+        allowed: list[str] = []
+        for route in self._buckets.get(first, ()):
+            found = route.regex.fullmatch(path)
+            if found is None:
+                continue
+            if route.method == method:
+                return route.handler, found.groupdict()
+            allowed.append(route.method)
+        if allowed:
+            raise HttpError(
+                405, 1000, f"method {method} is not allowed on {path} (allowed: {', '.join(allowed)})"
+            )
+        raise HttpError(404, 1002, f"no such endpoint: {path}")
+
+
+@final
+class RestApp:
+    """The ASGI application: lifespan, CORS, body limits, routing and the error/500 safety net.
+
+    Args:
+      router: the route table (``routes.build_router``).
+      max_body: largest request body accepted, in bytes (413 beyond).
+    """
+
+    def __init__(self, router: Router, *, max_body: int = MAX_BODY_BYTES) -> None:
+        self._router = router
+        self._max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            # Closing before accepting makes hypercorn answer HTTP 403: the REST port has no websockets.
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if method == "OPTIONS":  # CORS preflight: answered for every path, as gorilla/handlers does
+            await _respond(send, Response(200))
+            return
+        try:
+            handler, params = self._router.match(method, path)
+            body = await self._read_body(scope, receive)
+            if body is None:
+                return  # the client went away before sending its body: nobody to answer
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            response = await handler(Request(method, path, params, query, body))
+        except HttpError as exc:
+            response = exc.response()
+        except Exception as exc:
+            # A handler bug must cost one request, never the server.
+            LOGGER.exception("%s %s failed", method, path)
+            response = error_body(500, 1000, f"internal error: {type(exc).__name__}: {exc}")
+        await _respond(send, response)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self._max_body:
+                raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self._max_body:  # chunked uploads carry no content-length
+                raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
+            if not message.get("more_body", False):
+                return bytes(body)
+
+
+async def _respond(send: Send, response: Response) -> None:
+    headers = [
+        (b"content-type", response.content_type.encode("latin-1")),
+        (b"content-length", str(len(response.body)).encode("latin-1")),
+        *_CORS_HEADERS,
+    ]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body, "more_body": False})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # Must answer both phases and keep running until shutdown: an app that simply returns makes hypercorn's
+    # trio serve crash at startup with a nested ClosedResourceError (STACK.md §a).
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

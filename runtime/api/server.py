@@ -1,0 +1,111 @@
+"""Runs the REST API on hypercorn's trio worker: ``serve_api`` binds, reports the port, serves until cancelled."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+from typing import Final, cast
+from urllib.parse import urlsplit
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from hypercorn.typing import ASGIFramework
+
+from runtime.api.routes import EngineApi, make_app
+from runtime.errors import ServerStartError
+
+LOGGER = logging.getLogger("oort.api.server")
+HYPERCORN_LOGGER = logging.getLogger("oort.api.hypercorn")
+
+# Seconds in-flight requests get once the server is cancelled; REST calls are short, and a long wait here would
+# hold up the daemon's shutdown ladder.
+GRACEFUL_TIMEOUT: Final = 1.0
+
+
+def _bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _preflight_bind(host: str, port: int) -> None:
+    """Bind (and close) a socket exactly as hypercorn will, so a bad address fails here, cleanly.
+
+    hypercorn's ``Config._create_sockets`` leaks its socket when ``bind`` fails (a ResourceWarning, an error
+    under ``-W error``). Checking first turns the usual failures (address in use, not available, unresolvable)
+    into ``ServerStartError`` with nothing leaked; the tiny race left is still caught after ``serve`` starts.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        raise ServerStartError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _config(host: str, port: int) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [_bind_address(host, port)]
+    config.accesslog = None
+    config.errorlog = HYPERCORN_LOGGER
+    config.graceful_timeout = GRACEFUL_TIMEOUT
+    config.alpn_protocols = ["http/1.1"]
+    return config
+
+
+async def serve_api(
+    engine: EngineApi,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the eKuiper REST API for ``engine`` on ``host:port``.
+
+    Args:
+      engine: the running engine (its ``run`` already started).
+      host: the address to bind, e.g. ``127.0.0.1`` or ``0.0.0.0``.
+      port: the TCP port; 0 picks a free one.
+      task_status: receives the bound port once the socket listens (use with ``nursery.start``).
+
+    Returns:
+      This function never returns unless cancelled.
+
+    Raises:
+      ServerStartError: the address cannot be bound (``cannot bind HOST:PORT: <reason>``). Raised from
+        ``nursery.start`` as a plain exception, not inside an exception group.
+
+    Cancellation: cancelling stops accepting at once; requests in flight are cut off after at most
+    ``GRACEFUL_TIMEOUT`` seconds.
+    """
+    # RestApp speaks plain ASGI mappings rather than hypercorn's TypedDict unions; the protocol is the same.
+    app = cast(ASGIFramework, make_app(engine))
+    config = _config(host, port)
+    _preflight_bind(host, port)
+    try:
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(functools.partial(serve, app, config, mode="asgi"))
+            bound = urlsplit(binds[0]).port if binds else None
+            if bound is None:
+                raise ServerStartError(f"cannot bind {host}:{port}: hypercorn reported no listening address")
+            LOGGER.info("REST API listening on %s", ", ".join(binds))
+            task_status.started(bound)
+    except BaseExceptionGroup as group:
+        # hypercorn's bind failure arrives as ExceptionGroup(ExceptionGroup(OSError)) (STACK.md §a); callers
+        # should see one domain error, not the nesting of nurseries they do not own.
+        leaves = _leaves(group)
+        if all(isinstance(exc, OSError) for exc in leaves):
+            first = leaves[0]
+            reason = first.strerror if isinstance(first, OSError) and first.strerror else str(first)
+            raise ServerStartError(f"cannot bind {host}:{port}: {reason}") from group
+        if all(isinstance(exc, ServerStartError) for exc in leaves):
+            raise leaves[0] from group
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found

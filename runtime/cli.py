@@ -1,0 +1,243 @@
+"""The ``oort`` command: ``serve`` runs the daemon; eKuiper's CLI verbs talk to a running daemon over REST.
+
+The verbs keep ``bin/kuiper``'s syntax (SURFACE.md §E.5, quoting §A.4): ``create stream demo '(...) WITH (...)'``
+joins the words after the program name with single spaces and sends the text as DDL.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+DEFAULT_HOST: Final = "http://127.0.0.1:9081"
+# Seconds per REST call; stopping a rule waits for its sinks, which the engine bounds well below this.
+TIMEOUT: Final = 60.0
+
+USAGE: Final = """\
+usage: oort [--host URL] COMMAND ...
+
+  serve [--etc DIR] [--data DIR]                    run the daemon (defaults: ./etc, ./data)
+  create stream NAME '<fields> WITH (...)'          create stream -f FILE
+  create table NAME '<fields> WITH (...)'           create table -f FILE
+  create rule ID '<rule json>'                      create rule ID -f FILE
+  show streams | show tables | show rules
+  describe stream NAME | describe table NAME        describe rule ID
+  drop stream NAME [-force] | drop table NAME [-force] | drop rule ID
+  start rule ID | stop rule ID | restart rule ID
+  getstatus rule ID
+
+--host defaults to http://127.0.0.1:9081 (the daemon's REST API).
+"""
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Failure(Exception):
+    """A reply or transport error; its text is printed to stderr and the exit code is 1."""
+
+
+class _Client:
+    """Blocking REST calls to one daemon (stdlib only; the CLI needs no event loop)."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host.rstrip("/")
+        # The daemon is usually on loopback: an http_proxy from the environment must not capture the calls.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> bytes:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode("utf-8"))
+        request = urllib.request.Request(self.host + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with self._opener.open(request, timeout=TIMEOUT) as reply:
+                result: bytes = reply.read()
+                return result
+        except urllib.error.HTTPError as err:
+            raise _Failure(_error_message(err.read(), err.code)) from err
+        except urllib.error.URLError as err:
+            raise _Failure(f"cannot connect to {self.host}: {err.reason}") from err
+        except OSError as err:  # timeouts and resets after the connection was made
+            raise _Failure(f"request to {self.host} failed: {err}") from err
+
+    def text(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> str:
+        return self.call(method, path, body, raw=raw).decode("utf-8", "replace")
+
+    def json(self, method: str, path: str) -> Any:
+        return json.loads(self.call(method, path))
+
+
+def _error_message(body: bytes, status: int) -> str:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+        return str(doc["message"])
+    return body.decode("utf-8", "replace").strip() or f"HTTP {status}"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _create(client: _Client, args: list[str]) -> str:
+    match args:
+        case ["create", ("stream" | "table") as kind, "-f", file]:
+            sql = f"CREATE {kind.upper()} {_read(file)}"
+        case ["create", ("stream" | "table") as kind, _, *_]:
+            sql = " ".join(args)  # kuiper sends the words as one statement; the quotes were for the shell
+        case ["create", "rule", rule_id, "-f", file]:
+            return _create_rule(client, rule_id, _read(file))
+        case ["create", "rule", rule_id, first, *rest]:
+            return _create_rule(client, rule_id, " ".join([first, *rest]))
+        case _:
+            raise _UsageError(
+                "create stream|table NAME '<definition>' | create rule ID '<json>' (or -f FILE)"
+            )
+    return client.text("POST", f"/{kind}s", {"sql": sql})
+
+
+def _create_rule(client: _Client, rule_id: str, text: str) -> str:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None  # sent as is: the server answers "invalid rule json: ..."
+    if isinstance(doc, dict):
+        doc.setdefault("id", rule_id)
+        raw = json.dumps(doc).encode("utf-8")
+    else:
+        raw = text.encode("utf-8")
+    reply = client.text("POST", "/rules", raw=raw)
+    return (
+        f"{reply.removesuffix('.')}, please use 'oort getstatus rule {rule_id}' command to get rule status."
+    )
+
+
+def _show(client: _Client, args: list[str]) -> str:
+    match args:
+        case ["show", ("streams" | "tables") as plural]:
+            names = client.json("GET", f"/{plural}")
+            return "\n".join(names) if names else f"No {plural[:-1]} definitions are found."
+        case ["show", "rules"]:
+            rules = client.json("GET", "/rules")
+            return _pretty(rules) if rules else "No rule definitions are found."
+        case _:
+            raise _UsageError("show streams | show tables | show rules")
+
+
+def _describe(client: _Client, args: list[str]) -> str:
+    match args:
+        case ["describe", ("stream" | "table") as kind, name]:
+            return _pretty(client.json("GET", f"/{kind}s/{_segment(name)}"))
+        case ["describe", "rule", rule_id]:
+            return _pretty(client.json("GET", f"/rules/{_segment(rule_id)}"))
+        case _:
+            raise _UsageError("describe stream|table NAME | describe rule ID")
+
+
+def _drop(client: _Client, args: list[str]) -> str:
+    match args:
+        case ["drop", ("stream" | "table") as kind, name, *flags] if set(flags) <= {"-force", "--force"}:
+            query = "?force=true" if flags else ""
+            return client.text("DELETE", f"/{kind}s/{_segment(name)}{query}")
+        case ["drop", "rule", rule_id]:
+            return client.text("DELETE", f"/rules/{_segment(rule_id)}")
+        case _:
+            raise _UsageError("drop stream|table NAME [-force] | drop rule ID")
+
+
+def _rule_action(client: _Client, args: list[str]) -> str:
+    match args:
+        case [("start" | "stop" | "restart") as verb, "rule", rule_id]:
+            return client.text("POST", f"/rules/{_segment(rule_id)}/{verb}")
+        case ["getstatus", "rule", rule_id]:
+            return client.text("GET", f"/rules/{_segment(rule_id)}/status")
+        case _:
+            raise _UsageError("start|stop|restart|getstatus rule ID")
+
+
+def _serve(args: list[str]) -> int:
+    options = {"--etc": "etc", "--data": "data"}
+    rest = args[1:]
+    while rest:
+        flag, value = rest[0].partition("=")[::2]
+        if flag not in options:
+            raise _UsageError(f"serve: unknown option {rest[0]}")
+        if not value:
+            if len(rest) < 2:
+                raise _UsageError(f"serve: {flag} needs a directory")
+            value, rest = rest[1], rest[1:]
+        options[flag] = value
+        rest = rest[1:]
+    from runtime import daemon  # lazily: the client verbs must not pay for importing the whole engine
+
+    return daemon.main(etc_dir=Path(options["--etc"]), data_dir=Path(options["--data"]))
+
+
+def _split_host(args: list[str]) -> tuple[str, list[str]]:
+    host = DEFAULT_HOST
+    while args and args[0].startswith("--host"):
+        flag, _, value = args[0].partition("=")
+        if flag != "--host":
+            break
+        if not value:
+            if len(args) < 2:
+                raise _UsageError("--host needs a URL")
+            value, args = args[1], args[1:]
+        host, args = value, args[1:]
+    if "://" not in host:
+        host = "http://" + host
+    return host, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``oort`` command. Returns the exit code: 0 ok, 1 failed (message on stderr), 2 bad usage."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        host, args = _split_host(args)
+        if not args or args[0] in ("-h", "--help", "help"):
+            print(USAGE, end="", file=sys.stdout if args else sys.stderr)
+            return 0 if args else 2
+        if args[0] == "serve":
+            return _serve(args)
+        client = _Client(host)
+        commands = {
+            "create": _create,
+            "show": _show,
+            "describe": _describe,
+            "drop": _drop,
+            "start": _rule_action,
+            "stop": _rule_action,
+            "restart": _rule_action,
+            "getstatus": _rule_action,
+        }
+        command = commands.get(args[0])
+        if command is None:
+            raise _UsageError(f"unknown command {args[0]!r}")
+        print(command(client, args))
+    except _UsageError as exc:
+        print(f"oort: {exc}\n\n{USAGE}", end="", file=sys.stderr)
+        return 2
+    except _Failure as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
