@@ -1,0 +1,162 @@
+"""The fused WHERE + SELECT operator of a non-window rule: one plain call per row, no trio.
+
+``compile_filter_project`` compiles the query once; ``FilterProject.apply`` filters and projects a row into
+a new dict (input rows are shared between rules and never mutated). Output keys follow SURFACE.md §C.2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import final
+
+from runtime.errors import PlanError, SqlError
+from runtime.io.contract import Row
+from runtime.sql.ast import Call, Expr, FieldRef, Index, NestedRef, Select, SelectField, Slice, Wildcard
+from runtime.sql.expr import EvalContext, EvalError, Fn, RefResolver, compile_expr, expr_text
+
+_Emit = Callable[[Row, EvalContext, Row], None]
+
+
+@final
+class FilterProject:
+    """WHERE then SELECT for one row. Build with ``compile_filter_project``."""
+
+    __slots__ = ("_emits", "_where", "output_keys")
+
+    def __init__(self, where: Fn | None, emits: list[_Emit], output_keys: tuple[str, ...]) -> None:
+        self._where = where
+        self._emits = emits
+        self.output_keys = output_keys  # named keys in field order ("*" stands for the merged row)
+
+    def apply(self, row: Row, ctx: EvalContext) -> Row | None:
+        """Filter and project ``row``.
+
+        Returns:
+          The projected row (a new dict; ``{}`` when every selected value is null), or None when WHERE
+          rejects the row.
+
+        Raises:
+          EvalError: ``run Where error: ...`` or ``run Select error: ...`` (the row becomes an error row).
+        """
+        where = self._where
+        if where is not None:
+            try:
+                passed = where(row, ctx)
+            except EvalError as exc:
+                raise EvalError(f"run Where error: {exc.message}") from None
+            if passed is not True:
+                return None
+        out: Row = {}
+        for emit in self._emits:
+            emit(row, ctx, out)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<FilterProject where={self._where is not None} keys={list(self.output_keys)}>"
+
+
+def output_key(field: SelectField, unnamed_index: int) -> str | None:
+    """The key a field is emitted under (§C.2), or None when it is ``kuiper_field_<n>`` material."""
+    if field.alias:
+        return field.alias
+    expr: Expr = field.expr
+    while isinstance(expr, Index | Slice):
+        expr = expr.base  # children[0] => children
+    if isinstance(expr, FieldRef):
+        return expr.name
+    if isinstance(expr, NestedRef):
+        return expr.key
+    if isinstance(expr, Call):
+        return expr.name
+    return None
+
+
+def compile_filter_project(select: Select, *, send_nil_field: bool = False) -> FilterProject:
+    """Compile a non-window SELECT's WHERE and fields into one ``FilterProject``.
+
+    Aliases may be referenced by other fields (in any order) and by WHERE; a reference compiles the
+    aliased expression in place, so its value is computed again rather than looked up (pure functions
+    give the same result; ``rand()``/``newuuid()`` behind an alias would be drawn twice). Inside its own
+    definition a name that equals its alias means the column (``size + 1 AS size``).
+
+    Raises:
+      SqlError: cyclic aliases (``select fields have cycled alias``).
+      PlanError: the query needs an operator this one is not (GROUP BY, windows, aggregates, joins...).
+    """
+    if select.group_by or select.having is not None or select.order_by or select.limit is not None:
+        raise PlanError("GROUP BY, HAVING, ORDER BY and LIMIT are not supported yet")
+    aliases = {f.alias: f.expr for f in select.fields if f.alias and not isinstance(f.expr, Wildcard)}
+    default_stream = select.sources[0].ref_name if select.sources else "$$default"
+
+    def resolver(chain: tuple[str, ...]) -> RefResolver:
+        def resolve(ref: FieldRef) -> Fn | None:
+            name = ref.name
+            if name not in aliases or (chain and chain[-1] == name):
+                return None  # a column (also: an alias's own name inside its definition)
+            if name in chain:
+                raise SqlError("select fields have cycled alias")
+            return compile_expr(aliases[name], resolve=resolver((*chain, name)))
+
+        return resolve
+
+    where = compile_expr(select.where, resolve=resolver(())) if select.where is not None else None
+    emits: list[_Emit] = []
+    keys: list[str] = []
+    unnamed = 0
+    for field in select.fields:
+        if isinstance(field.expr, Wildcard):
+            emits.append(_wildcard_emit(field.expr, send_nil_field, resolver))
+            keys.append("*")
+            continue
+        key = output_key(field, unnamed)
+        if key is None:
+            key = f"kuiper_field_{unnamed}"
+            unnamed += 1
+        fn = compile_expr(field.expr, resolve=resolver((field.alias,) if field.alias else ()))
+        label = (
+            f"alias: {field.alias} " if field.alias else ""
+        ) + f"expr: {expr_text(field.expr, default_stream)} "
+        if not field.invisible:
+            emits.append(_field_emit(key, fn, label, send_nil_field))
+            keys.append(key)
+    return FilterProject(where, emits, tuple(keys))
+
+
+def _field_emit(key: str, fn: Fn, label: str, send_nil: bool) -> _Emit:
+    def emit(row: Row, ctx: EvalContext, out: Row) -> None:
+        try:
+            value = fn(row, ctx)
+        except EvalError as exc:
+            raise EvalError(f"run Select error: {label}meet error, err:{exc.message}") from None
+        if value is not None or send_nil:
+            out[key] = value
+
+    return emit
+
+
+def _wildcard_emit(
+    wildcard: Wildcard, send_nil: bool, resolver: Callable[[tuple[str, ...]], RefResolver]
+) -> _Emit:
+    excluded = frozenset(wildcard.except_)
+    replaced = [
+        (
+            f.alias or "",
+            compile_expr(f.expr, resolve=resolver(())),
+            f"alias: {f.alias} expr: {expr_text(f.expr)} ",
+        )
+        for f in wildcard.replace
+    ]
+
+    def emit(row: Row, ctx: EvalContext, out: Row) -> None:
+        for key, value in row.items():
+            if key not in excluded and (value is not None or send_nil):
+                out[key] = value
+        for key, fn, label in replaced:  # REPLACE wins over EXCEPT
+            try:
+                value = fn(row, ctx)
+            except EvalError as exc:
+                raise EvalError(f"run Select error: {label}meet error, err:{exc.message}") from None
+            if value is not None or send_nil:
+                out[key] = value
+
+    return emit
