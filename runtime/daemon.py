@@ -1,0 +1,140 @@
+"""``oort serve``: load ``etc/`` (config, stream DDL files, rule files), run the engine and the REST API.
+
+Shutdown ladder: SIGINT/SIGTERM cancels the root nursery; the engine stops every rule (sinks flushed and
+closed within bounded time) and the REST server is cancelled; ``main`` then returns 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+
+from runtime.api.server import serve_api
+from runtime.config import Config, load_config
+from runtime.engine import Engine
+from runtime.errors import ConfigError, EngineError
+from runtime.sql.ast import StreamDef
+from runtime.sql.parser import parse_statements
+
+LOGGER = logging.getLogger("oort.daemon")
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def main(etc_dir: Path, data_dir: Path) -> int:
+    """Run the daemon until SIGINT/SIGTERM. Returns the process exit code (2 for a bad configuration)."""
+    try:
+        config = load_config(etc_dir)
+    except ConfigError as exc:
+        print(f"oort: {exc.message}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=LOG_LEVELS.get(config.basic.log_level.lower(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    failures: list[BaseException] = []
+    try:
+        trio.run(serve, config, etc_dir, data_dir)
+    except* EngineError as group:  # e.g. the REST port is taken: one clear line, no traceback
+        failures.extend(_leaves(group))
+    for failure in failures:
+        LOGGER.error("%s", failure)
+    return 1 if failures else 0
+
+
+def _leaves(group: BaseExceptionGroup[EngineError]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+async def serve(
+    config: Config,
+    etc_dir: Path,
+    data_dir: Path,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the engine and the REST API until a termination signal arrives.
+
+    Calls ``task_status.started(rest_port)`` once the REST API is listening (port 0 in the config picks a
+    free port; the bound one is logged as ``REST API listening on http://HOST:PORT``).
+    """
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            engine = Engine(config, etc_dir=etc_dir, data_dir=data_dir)
+            await nursery.start(engine.run)
+            await provision(engine, etc_dir)
+            host = config.basic.rest_ip
+            port = await nursery.start(serve_api, engine, host, config.basic.rest_port)
+            LOGGER.info("REST API listening on http://%s:%d", host, port)
+            print(f"oort: REST API listening on http://{host}:{port}", file=sys.stderr, flush=True)
+            task_status.started(port)
+            async for signum in signals:
+                LOGGER.info("received %s, stopping", signal.Signals(signum).name)
+                break
+            nursery.cancel_scope.cancel()
+    LOGGER.info("stopped")
+
+
+async def provision(engine: Engine, etc_dir: Path) -> list[str]:
+    """Create the streams of ``etc/streams/*.sql`` then the rules of ``etc/rules/*.json|toml``.
+
+    A definition already in the catalog with the same text is left alone (its rule keeps its started/stopped
+    state); a changed one replaces the stored one. A bad file or statement is reported and skipped; the rest
+    still loads. Returns the problems found, one line each.
+    """
+    problems: list[str] = []
+    for path in sorted((etc_dir / "streams").glob("*.sql")):
+        try:
+            statements = parse_statements(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, EngineError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        for stmt in statements:
+            if not isinstance(stmt, StreamDef):
+                problems.append(f"{path}: only CREATE STREAM/TABLE statements belong here")
+                continue
+            try:
+                engine.provision_stream(stmt)
+            except EngineError as exc:
+                problems.append(f"{path}: {stmt.name}: {exc.message}")
+    rule_files = sorted([*(etc_dir / "rules").glob("*.json"), *(etc_dir / "rules").glob("*.toml")])
+    for path in rule_files:
+        try:
+            docs = _read_rules(path)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        for doc in docs:
+            try:
+                await engine.provision_rule(doc)
+            except EngineError as exc:
+                problems.append(f"{path}: {doc.get('id', '?')}: {exc.message}")
+    for problem in problems:
+        LOGGER.error("etc: %s", problem)
+    return problems
+
+
+def _read_rules(path: Path) -> list[dict[str, Any]]:
+    """A rule file holds one rule object or a list of them (JSON), or one rule (TOML)."""
+    data = path.read_bytes()
+    doc: Any = tomllib.loads(data.decode("utf-8")) if path.suffix == ".toml" else orjson.loads(data)
+    docs = doc if isinstance(doc, list) else [doc]
+    if not all(isinstance(d, dict) for d in docs):
+        raise ValueError("a rule file holds a rule object or a list of rule objects")
+    return docs

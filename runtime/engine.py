@@ -1,0 +1,509 @@
+"""The engine: catalog of streams, tables and rules, and the supervisor nursery that runs every rule.
+
+Each rule runs under its own supervisor task (``_supervise``) in the engine's nursery: a rule failing is caught
+there, reported in its status and restarted per ``restartStrategy``; it never disturbs another rule.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import platform
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, final
+
+import trio
+
+from runtime import __version__
+from runtime.clock import Clock
+from runtime.config import Config
+from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
+from runtime.io.contract import IoContext, Row
+from runtime.io.registry import Registry, builtin_registry
+from runtime.io.services import Services
+from runtime.metrics import RuleMetrics
+from runtime.plan.catalog import KINDS, Catalog
+from runtime.plan.planner import RulePlan, check_connectors, plan_rule
+from runtime.plan.ruledef import RuleDef, parse_rule
+from runtime.rule import RuleEnv, run_rule
+from runtime.sql.ast import DescribeStmt, DropStmt, ShowStmt, StreamDef
+from runtime.sql.ddl import describe_text, stream_json
+from runtime.sql.parser import parse_ddl, parse_select
+
+LOGGER = logging.getLogger("oort.engine")
+STOP_TIMEOUT = (
+    5.0  # seconds a stopping rule may take before stop() gives up waiting (sinks are bounded to 2 s)
+)
+
+
+@final
+class RuleState:
+    """A rule's definition plus what it is doing now. Owned by the engine; read by the status API."""
+
+    def __init__(self, rule: RuleDef, sources: tuple[str, ...]) -> None:
+        self.rule = rule
+        self.sources = sources
+        self.status = "stopped"
+        self.message = ""
+        self.last_start = 0
+        self.last_stop = 0
+        self.metrics = RuleMetrics()
+        self.scope: trio.CancelScope | None = None
+        self.stopped = trio.Event()
+        self.stopped.set()
+        self._changed = trio.Event()
+
+    def set(self, status: str, message: str | None = None) -> None:
+        """Change the status (and message, when given) and wake everyone waiting for a change."""
+        self.status = status
+        if message is not None:
+            self.message = message
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_change(self) -> None:
+        await self._changed.wait()
+
+    @property
+    def active(self) -> bool:
+        return not self.stopped.is_set()
+
+    def __repr__(self) -> str:
+        return f"<RuleState {self.rule.id} {self.status}>"
+
+
+def _title(kind: str) -> str:
+    return kind.capitalize()
+
+
+@final
+class Engine:
+    """Streams, tables and rules, and the rules' supervisor.
+
+    Args:
+      config: the loaded ``etc/oort.toml``.
+      etc_dir: the configuration folder (conf groups are read from ``etc_dir/sources``).
+      data_dir: where the catalog is persisted.
+      clock: the time source; default a wall-anchored ``Clock`` made when ``run`` starts.
+      registry: connector types; default ``builtin_registry()``.
+      seed: seeds the restart jitter (tests).
+
+    ``run`` must be started (``await nursery.start(engine.run)``) before rules can start.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        etc_dir: Path,
+        data_dir: Path,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.etc_dir = etc_dir
+        self.data_dir = data_dir
+        self.catalog = Catalog(data_dir)
+        self.registry = registry or builtin_registry()
+        self.services = Services()
+        self._clock = clock
+        self._random = random.Random(seed)
+        self._rules: dict[str, RuleState] = {}
+        self._nursery: trio.Nursery | None = None
+        self._started_at = 0
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            raise EngineError("the engine is not running")
+        return self._clock
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Load the catalog, start every rule whose ``triggered`` is true, then supervise until cancelled.
+
+        Cancellation: cancelling stops every rule; each rule's sinks are flushed and closed before this returns.
+        """
+        if self._clock is None:
+            self._clock = Clock()
+        self._started_at = self._clock.now_ms()
+        self.catalog.load(self.config.rule)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                for rule in self.catalog.rules.values():
+                    state = RuleState(rule, self._rule_sources(rule))
+                    self._rules[rule.id] = state
+                for state in list(self._rules.values()):
+                    if state.rule.triggered:
+                        try:
+                            await self._start(state)
+                        except EngineError as exc:
+                            state.set("stopped by error", exc.message)
+                            LOGGER.error("rule %s cannot start: %s", state.rule.id, exc.message)
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "os": platform.system().lower(),
+            "arch": platform.machine(),
+            "upTimeSeconds": (self.clock.now_ms() - self._started_at) // 1000,
+            "cpuCores": os.cpu_count(),
+        }
+
+    # ------------------------------------------------------------------ streams and tables
+
+    def create_stream(self, kind: str, sql: str) -> str:
+        """Execute stream/table DDL text (CREATE, DROP, DESCRIBE, SHOW), as eKuiper's ``POST /streams``."""
+        stmt = parse_ddl(sql)
+        if isinstance(stmt, StreamDef):
+            existing = self.catalog.streams[stmt.kind]
+            if stmt.name in existing or stmt.name in self.catalog.streams[_other(stmt.kind)]:
+                raise StreamError(f"Create {stmt.kind} fails: Item {stmt.name} already exists.")
+            self.catalog.put_stream(stmt)
+            return f"{_title(stmt.kind)} {stmt.name} is created."
+        if isinstance(stmt, DropStmt):
+            return self._drop(stmt.kind, stmt.name, force=False)
+        if isinstance(stmt, DescribeStmt):
+            return describe_text(self._get_stream(stmt.kind, stmt.name, "Describe"))
+        if isinstance(stmt, ShowStmt):
+            names = self.list_streams(stmt.kind)
+            return "\n".join(names) if names else f"No {stmt.kind} definitions are found."
+        raise StreamError(f"{_title(kind)} command error: unsupported statement")
+
+    def list_streams(self, kind: str) -> list[str]:
+        return sorted(self.catalog.streams[kind])
+
+    def get_stream(self, kind: str, name: str) -> StreamDef:
+        return self._get_stream(kind, name, "Describe")
+
+    def describe_stream(self, kind: str, name: str) -> dict[str, Any]:
+        return stream_json(self._get_stream(kind, name, "Describe"))
+
+    def replace_stream(self, kind: str, name: str, sql: str) -> str:
+        stmt = parse_ddl(sql)
+        if not isinstance(stmt, StreamDef) or stmt.kind != kind:
+            raise StreamError(f"Replace {kind} fails: the statement must be CREATE {kind.upper()}")
+        if stmt.name != name:
+            raise StreamError(f"Replace {kind} fails: the name {stmt.name} does not match {name}")
+        old = self.catalog.streams[kind].get(name)
+        if old is None:
+            raise NotFoundError(f"Replace {kind} fails: {kind} {name} is not found.")
+        if old.options.shared != stmt.options.shared:
+            raise StreamError(f"Replace {kind} fails: the SHARED option of {name} cannot be changed")
+        if old.options.version and stmt.options.version <= old.options.version:
+            raise StreamError(
+                f"Replace {kind} fails: version {stmt.options.version!r} is not greater than {old.options.version!r}"
+            )
+        self.catalog.put_stream(stmt)
+        return f"{_title(kind)} {name} is replaced."
+
+    async def drop_stream(self, kind: str, name: str, *, force: bool = False) -> str:
+        return self._drop(kind, name, force=force)
+
+    def _drop(self, kind: str, name: str, *, force: bool) -> str:
+        if name not in self.catalog.streams[kind]:
+            raise NotFoundError(f"Drop {kind} fails: {kind} {name} is not found.")
+        users = sorted(state.rule.id for state in self._rules.values() if name in state.sources)
+        if users and not force:
+            raise StreamError(f"{kind} {name} has been referenced by other rules")
+        self.catalog.remove_stream(kind, name)
+        return f"{_title(kind)} {name} is dropped."
+
+    def _get_stream(self, kind: str, name: str, verb: str) -> StreamDef:
+        stream = self.catalog.streams[kind].get(name)
+        if stream is None:
+            raise NotFoundError(f"{verb} {kind} fails, {name} is not found.")
+        return stream
+
+    # ------------------------------------------------------------------ rules
+
+    async def create_rule(self, raw: Mapping[str, Any]) -> str:
+        rule = parse_rule(raw, self.config.rule)
+        if rule.id in self._rules:
+            raise RuleError(f"rule {rule.id} already exists", rule.id)
+        plan = self._plan(rule)
+        state = RuleState(rule, self._rule_sources(rule))
+        self.catalog.put_rule(rule)
+        self._rules[rule.id] = state
+        if rule.triggered:
+            await self._start(state, plan)
+        return f"Rule {rule.id} was created successfully."
+
+    def list_rules(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": rid,
+                "name": state.rule.name or rid,
+                "status": state.status,
+                "version": state.rule.version,
+                "trace": False,
+                "tags": list(state.rule.tags) or None,
+            }
+            for rid, state in sorted(self._rules.items())
+        ]
+
+    def get_rule(self, rule_id: str) -> dict[str, Any]:
+        return dict(self._state(rule_id).rule.raw)
+
+    async def update_rule(self, rule_id: str, raw: Mapping[str, Any]) -> str:
+        body_id = raw.get("id") if isinstance(raw, Mapping) else None
+        if body_id and body_id != rule_id:
+            raise RuleError("RuleId is not consistent with rule id.", rule_id)
+        rule = parse_rule({**raw, "id": rule_id}, self.config.rule)
+        old = self._rules.get(rule_id)
+        if old is None:
+            return (await self.create_rule(rule.raw)).replace("created", "updated")
+        if old.rule.version and rule.version <= old.rule.version:
+            raise RuleError(
+                f"rule {rule_id} update fails: version {rule.version!r} is not greater than {old.rule.version!r}",
+                rule_id,
+            )
+        plan = self._plan(rule)  # fails before the old rule is touched
+        was_active = old.active
+        await self._stop(old)
+        state = RuleState(rule, self._rule_sources(rule))
+        self.catalog.put_rule(rule)
+        self._rules[rule_id] = state
+        if rule.triggered or was_active:
+            await self._start(state, plan)
+        return f"Rule {rule_id} was updated successfully."
+
+    async def delete_rule(self, rule_id: str) -> str:
+        state = self._rules.get(rule_id)
+        if state is None:
+            raise NotFoundError(f"rule {rule_id} not found")
+        await self._stop(state)
+        self.catalog.remove_rule(rule_id)
+        del self._rules[rule_id]
+        return f"Rule {rule_id} is dropped."
+
+    async def start_rule(self, rule_id: str) -> str:
+        state = self._state(rule_id)
+        self._set_triggered(state, True)
+        if not state.active:
+            await self._start(state)
+        return f"Rule {rule_id} was started"
+
+    async def stop_rule(self, rule_id: str) -> str:
+        state = self._state(rule_id)
+        self._set_triggered(state, False)
+        await self._stop(state)
+        return f"Rule {rule_id} was stopped."
+
+    async def restart_rule(self, rule_id: str) -> str:
+        state = self._state(rule_id)
+        self._set_triggered(state, True)
+        await self._stop(state)
+        await self._start(state)
+        return f"Rule {rule_id} was restarted"
+
+    def rule_status(self, rule_id: str) -> dict[str, Any]:
+        state = self._state(rule_id)
+        status: dict[str, Any] = {
+            "status": state.status,
+            "message": state.message,
+            "lastStartTimestamp": state.last_start,
+            "lastStopTimestamp": state.last_stop,
+            "nextStartTimestamp": 0,
+        }
+        status.update(state.metrics.snapshot())
+        return status
+
+    def all_rule_status(self) -> dict[str, Any]:
+        return {
+            rid: {
+                "status": state.status,
+                "last_exception": state.metrics.last_exception(),
+                "exceptions_total": state.metrics.exceptions_total(),
+            }
+            for rid, state in sorted(self._rules.items())
+        }
+
+    async def wait_status(self, rule_id: str, *statuses: str) -> str:
+        """Wait until the rule's status is one of ``statuses``; returns it."""
+        state = self._state(rule_id)
+        while state.status not in statuses:
+            await state.wait_change()
+        return state.status
+
+    async def wait_stopped(self, rule_id: str) -> None:
+        """Wait until the rule's supervisor has ended (stopped, finished, or out of restart attempts)."""
+        await self._state(rule_id).stopped.wait()
+
+    async def publish(self, topic: str, rows: list[Row]) -> None:
+        """Publish rows to a memory topic, as a memory sink would (Oort's REST ``POST /memory/{topic}``)."""
+        await self.services.memory.publish(topic, rows)
+
+    # ------------------------------------------------------------------ provisioning from etc/
+
+    def provision_stream(self, stmt: StreamDef) -> str:
+        """Create a stream/table from a startup file, or replace it when its definition changed."""
+        existing = self.catalog.streams[stmt.kind].get(stmt.name)
+        if existing is None:
+            return self.create_stream(stmt.kind, stmt.statement)
+        if existing.statement == stmt.statement:
+            return f"{_title(stmt.kind)} {stmt.name} is unchanged."
+        self.catalog.put_stream(stmt)
+        return f"{_title(stmt.kind)} {stmt.name} is replaced."
+
+    async def provision_rule(self, raw: Mapping[str, Any]) -> str:
+        """Create a rule from a startup file, or update it when its definition changed.
+
+        An unchanged rule keeps its persisted started/stopped state (``triggered``), so a rule a user stopped
+        stays stopped across restarts.
+        """
+        rule_id = raw.get("id")
+        state = self._rules.get(rule_id) if isinstance(rule_id, str) else None
+        if state is None:
+            return await self.create_rule(raw)
+        if _without_triggered(state.rule.raw) == _without_triggered(raw):
+            return f"Rule {state.rule.id} is unchanged."
+        return await self.update_rule(state.rule.id, raw)
+
+    # ------------------------------------------------------------------ supervision
+
+    def _state(self, rule_id: str) -> RuleState:
+        state = self._rules.get(rule_id)
+        if state is None:
+            raise NotFoundError(f"Rule {rule_id} is not found in registry, please check if it is created")
+        return state
+
+    def _set_triggered(self, state: RuleState, triggered: bool) -> None:
+        if state.rule.triggered != triggered:
+            state.rule = state.rule.with_triggered(triggered)
+            self.catalog.put_rule(state.rule)
+
+    def _plan(self, rule: RuleDef) -> RulePlan:
+        """Plan a new or changed rule and validate its connectors' properties, raising what is wrong."""
+        plan = plan_rule(rule, self.catalog, self.registry)
+        ctx = IoContext(rule_id=rule.id, clock=self.clock, services=self.services, logger=LOGGER)
+        check_connectors(plan, self.registry, self.etc_dir, ctx)
+        return plan
+
+    def _rule_sources(self, rule: RuleDef) -> tuple[str, ...]:
+        try:
+            return tuple(ref.name for ref in parse_select(rule.sql).sources)
+        except EngineError:
+            return ()
+
+    async def _start(self, state: RuleState, plan: RulePlan | None = None) -> None:
+        """Plan (raising planning errors to the caller) and start the rule's supervisor.
+
+        Returns once the first run is up (status ``running``) or has failed (``stopped by error``).
+        """
+        if self._nursery is None:
+            raise EngineError("the engine is not running")
+        if plan is None:
+            plan = plan_rule(state.rule, self.catalog, self.registry)
+        state.stopped = trio.Event()
+        state.scope = trio.CancelScope()
+        await self._nursery.start(functools.partial(self._supervise, state, plan))
+
+    async def _stop(self, state: RuleState) -> None:
+        if state.scope is not None:
+            state.scope.cancel()
+        with trio.move_on_after(STOP_TIMEOUT):
+            await state.stopped.wait()
+        if state.active:
+            LOGGER.error("rule %s did not stop within %.0f s", state.rule.id, STOP_TIMEOUT)
+
+    async def _supervise(
+        self,
+        state: RuleState,
+        plan: RulePlan,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the rule, restarting it after failures per ``restartStrategy``; report every state change."""
+        rule = state.rule
+        strategy = rule.options.restart_strategy
+        env = RuleEnv(clock=self.clock, services=self.services, registry=self.registry, etc_dir=self.etc_dir)
+        failures = 0
+        reported = False
+        assert state.scope is not None
+        try:
+            with state.scope:
+                while True:
+                    state.metrics = RuleMetrics()
+                    state.set("starting")
+                    run_started = trio.current_time()
+                    error: str | None = None
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            await nursery.start(run_rule, plan, env, state.metrics)
+                            state.set("running", "")
+                            state.last_start = self.clock.now_ms()
+                            LOGGER.info("rule %s running", rule.id)
+                            if not reported:
+                                reported = True
+                                task_status.started()
+                    except* Exception as group:  # every rule failure is reported here, never propagated
+                        error = _describe(group)
+                    state.last_stop = self.clock.now_ms()
+                    if error is None:
+                        state.set("stopped", "the source has no more data")
+                        LOGGER.info("rule %s finished: its source ended", rule.id)
+                        break
+                    state.set("stopped by error", error)
+                    LOGGER.error("rule %s failed: %s", rule.id, error)
+                    if not reported:
+                        reported = True
+                        task_status.started()
+                    if trio.current_time() - run_started >= strategy.max_delay / 1000:
+                        failures = 0  # it ran long enough: a new failure starts a fresh series
+                    failures += 1
+                    if failures > strategy.attempts:
+                        break
+                    delay = min(strategy.delay * strategy.multiplier ** (failures - 1), strategy.max_delay)
+                    delay *= 1 + strategy.jitter_factor * (2 * self._random.random() - 1)
+                    state.set("starting")
+                    LOGGER.info(
+                        "rule %s restarts in %.0f ms (attempt %d of %d)",
+                        rule.id,
+                        delay,
+                        failures,
+                        strategy.attempts,
+                    )
+                    await trio.sleep(max(delay, 0) / 1000)
+                    try:
+                        plan = plan_rule(state.rule, self.catalog, self.registry)
+                    except EngineError as exc:
+                        state.set("stopped by error", exc.message)
+                        break
+        finally:
+            if state.scope.cancelled_caught or state.status in ("running", "starting"):
+                state.last_stop = self.clock.now_ms()
+                state.set("stopped", "canceled manually")
+            state.stopped.set()
+            if not reported:
+                task_status.started()
+
+    def __repr__(self) -> str:
+        running = sum(1 for state in self._rules.values() if state.active)
+        return f"<Engine rules={len(self._rules)} running={running} data={self.data_dir}>"
+
+
+def _without_triggered(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in raw.items() if key != "triggered"}
+
+
+def _other(kind: str) -> str:
+    return KINDS[1] if kind == KINDS[0] else KINDS[0]
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost message(s) of a failure, without the ExceptionGroup wrapping of nurseries."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    text = str(exc)
+    return text if text else type(exc).__name__

@@ -1,0 +1,239 @@
+"""One run of one rule: a nursery with the sink tasks, the operator task and the source task.
+
+Data path (two channel hops per event, both carrying batches):
+source --Batch--> operator (WHERE + SELECT fused into plain calls) --list[Emission]--> one task per sink.
+The source closing its channel is the normal end of data; it drains downstream and ``run_rule`` returns.
+Any exception cancels the whole rule; the engine's supervisor applies the restart strategy.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, final
+
+import attrs
+import trio
+
+from runtime.clock import Clock
+from runtime.io.contract import Batch, ErrorItem, IoContext, Row, Sink, Source
+from runtime.io.registry import Registry
+from runtime.io.sinkprops import SinkProps
+from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.plan.planner import RulePlan, build_sink, build_source
+from runtime.sql.expr import EvalContext, EvalError
+
+LOGGER = logging.getLogger("oort.rule")
+
+Emission = list[Row] | ErrorItem
+"""What a sink receives at once: the rows of one emission, or an error (``sendError``)."""
+
+SINK_CLOSE_TIMEOUT = 2.0  # seconds a sink may take to flush and close when the rule stops
+
+
+@final
+@attrs.frozen
+class RuleEnv:
+    """What a rule run needs from the engine, passed down explicitly (no module state)."""
+
+    clock: Clock
+    services: Any
+    registry: Registry
+    etc_dir: Path
+
+
+def _channel_len(recv: trio.MemoryReceiveChannel[Any]) -> Callable[[], int]:
+    return lambda: recv.statistics().current_buffer_used
+
+
+async def run_rule(
+    plan: RulePlan,
+    env: RuleEnv,
+    metrics: RuleMetrics,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a rule until its source ends, it fails, or it is cancelled.
+
+    Sinks start first, then the operator, then the source (eKuiper's order, downstream first), each with
+    ``nursery.start`` so ``task_status.started()`` is called only when the whole pipeline is ready.
+
+    Returns: when the source's data is exhausted and every sink has written everything.
+
+    Raises:
+      Whatever a source, the operator or a sink raised (inside an ExceptionGroup from the rule nursery).
+
+    Cancellation: cancelling stops all three stages; sinks are closed (shielded, bounded by
+    ``SINK_CLOSE_TIMEOUT``) before this returns, so files are flushed and connections released.
+    """
+    rule = plan.rule
+    logger = logging.getLogger(f"oort.rule.{rule.id}")
+    buffer = rule.options.buffer_length
+
+    src_ctx = IoContext(rule_id=rule.id, clock=env.clock, services=env.services, logger=logger)
+    source = build_source(plan, env.registry, env.etc_dir, src_ctx)
+    src_send, src_recv = trio.open_memory_channel[Batch](buffer)
+    m_source = metrics.add(
+        OpMetrics(f"source_{plan.stream.name}", _channel_len(src_recv), src_ctx.connection)
+    )
+    seq = 2
+    m_filter = None
+    if plan.has_where:
+        m_filter = metrics.add(OpMetrics(f"op_{seq}_filter"))
+        seq += 1
+    m_project = metrics.add(OpMetrics(f"op_{seq}_project"))
+
+    sinks: list[tuple[Sink, SinkProps, trio.MemoryReceiveChannel[list[Emission]], OpMetrics]] = []
+    sends: list[trio.MemorySendChannel[list[Emission]]] = []
+    for index, (sink_type, props) in enumerate(rule.actions):
+        sink_props = SinkProps.from_action(props)
+        ctx = IoContext(rule_id=rule.id, clock=env.clock, services=env.services, logger=logger)
+        sink = build_sink(sink_type, index, sink_props.connector_props, env.registry, ctx)
+        send, recv = trio.open_memory_channel[list[Emission]](buffer)
+        m_sink = metrics.add(OpMetrics(f"sink_{sink_type}_{index}", _channel_len(recv), ctx.connection))
+        sinks.append((sink, sink_props, recv, m_sink))
+        sends.append(send)
+
+    operator = _Operator(plan, env.clock, m_source, m_filter, m_project)
+    async with trio.open_nursery() as nursery:
+        for sink, sink_props, recv, m_sink in sinks:
+            await nursery.start(functools.partial(_run_sink, sink, sink_props, recv, m_sink, env.clock))
+        await nursery.start(operator.run, src_recv, sends)
+        await nursery.start(_run_source, source, src_send)
+        task_status.started()
+
+
+async def _run_source(
+    source: Source,
+    send: trio.MemorySendChannel[Batch],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    async with send:
+        await source.run(send, task_status=task_status)
+
+
+async def _run_sink(
+    sink: Sink,
+    props: SinkProps,
+    recv: trio.MemoryReceiveChannel[list[Emission]],
+    metrics: OpMetrics,
+    clock: Clock,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        await sink.open()
+        task_status.started()
+        async with recv:
+            async for emissions in recv:
+                started = trio.current_time()
+                for emission in emissions:
+                    rows = [emission.as_row()] if isinstance(emission, ErrorItem) else emission
+                    metrics.records_in += 1
+                    try:
+                        for message in props.messages(rows):
+                            await sink.write(message)
+                    except Exception as exc:
+                        metrics.error(str(exc), clock.now_ms())
+                        raise
+                    metrics.records_out += 1
+                metrics.messages_processed += len(emissions)
+                metrics.process_latency_us = int((trio.current_time() - started) * 1e6)
+                metrics.last_invocation = clock.now_ms()
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(SINK_CLOSE_TIMEOUT):
+            await sink.aclose()
+
+
+@final
+class _Operator:
+    """WHERE + SELECT of a non-window rule as one loop of plain calls over each received batch."""
+
+    def __init__(
+        self,
+        plan: RulePlan,
+        clock: Clock,
+        m_source: OpMetrics,
+        m_filter: OpMetrics | None,
+        m_project: OpMetrics,
+    ) -> None:
+        self._apply = plan.operator.apply
+        self._send_error = plan.rule.options.send_error
+        self._clock = clock
+        self._ctx = EvalContext(rule_id=plan.rule.id, clock=clock)
+        self._m_source = m_source
+        self._m_filter = m_filter
+        self._m_project = m_project
+
+    async def run(
+        self,
+        recv: trio.MemoryReceiveChannel[Batch],
+        sends: list[trio.MemorySendChannel[list[Emission]]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(recv)
+            for send in sends:
+                await stack.enter_async_context(send)
+            task_status.started()
+            async for batch in recv:
+                started = trio.current_time()
+                out = self.process(batch)
+                if out:
+                    for send in sends:
+                        await send.send(out)
+                now = self._clock.now_ms()
+                latency = int((trio.current_time() - started) * 1e6)
+                for m in (self._m_source, self._m_filter, self._m_project):
+                    if m is not None:
+                        m.last_invocation = now
+                        m.process_latency_us = latency
+                        m.messages_processed += 1
+
+    def process(self, batch: Batch) -> list[Emission]:
+        """Filter and project one batch; errors become error emissions (``sendError``) or are only counted."""
+        ctx, apply, send_error = self._ctx, self._apply, self._send_error
+        m_source, m_filter, m_project = self._m_source, self._m_filter, self._m_project
+        out: list[Emission] = []
+        passed = 0
+        emitted = 0
+        n_events = 0
+        for event in batch:
+            if isinstance(event, ErrorItem):
+                m_source.error(event.message, self._clock.now_ms())
+                if send_error:
+                    out.append(event)
+                continue
+            n_events += 1
+            ctx.meta = event.meta
+            ctx.ts = event.ts
+            try:
+                row = apply(event.data, ctx)
+            except EvalError as exc:
+                message = str(exc)
+                in_select = message.startswith("run Select")
+                node = m_project if in_select or m_filter is None else m_filter
+                node.error(message, self._clock.now_ms())
+                if in_select:
+                    passed += 1
+                if send_error:
+                    out.append(ErrorItem(message))
+                continue
+            if row is None:
+                continue
+            passed += 1
+            emitted += 1
+            out.append([row])
+        m_source.records_in += n_events
+        m_source.records_out += n_events
+        if m_filter is not None:
+            m_filter.records_in += n_events
+            m_filter.records_out += passed
+        m_project.records_in += passed
+        m_project.records_out += emitted
+        return out
