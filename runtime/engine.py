@@ -109,7 +109,7 @@ class Engine:
         self.data_dir = data_dir
         self.catalog = Catalog(data_dir)
         self.registry = registry or builtin_registry()
-        self.services = Services()
+        self.services = Services(source_conf=config.source, etc_dir=etc_dir)
         self._clock = clock
         self._random = random.Random(seed)
         self._rules: dict[str, RuleState] = {}
@@ -135,6 +135,7 @@ class Engine:
         self.catalog.load(self.config.rule)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.services.attach(nursery)
             try:
                 for rule in self.catalog.rules.values():
                     state = RuleState(rule, self._rule_sources(rule))
@@ -150,6 +151,7 @@ class Engine:
                 await trio.sleep_forever()
             finally:
                 self._nursery = None
+                self.services.attach(None)
 
     def info(self) -> dict[str, Any]:
         return {

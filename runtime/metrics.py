@@ -38,6 +38,7 @@ class OpMetrics:
     __slots__ = (
         "buffer",
         "connection",
+        "dropped",
         "exceptions",
         "last_exception",
         "last_exception_time",
@@ -64,6 +65,7 @@ class OpMetrics:
         self.process_latency_us = 0
         self.last_invocation = 0
         self.exceptions = 0
+        self.dropped = 0  # rows dropped by bufferFullPolicy dropOldest/dropNewest (sources only)
         self.last_exception = ""
         self.last_exception_time = 0
 
@@ -100,6 +102,8 @@ class OpMetrics:
             out.update(
                 {prefix + key: value for key, value in zip(CONNECTION_METRIC_NAMES, conn_values, strict=True)}
             )
+        if self.name.startswith("source_"):
+            out[prefix + "records_dropped_total"] = self.dropped  # Oort extension: bufferFullPolicy drops
         return out
 
     def __repr__(self) -> str:

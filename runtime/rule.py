@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from runtime.clock import Clock
-from runtime.io.contract import Batch, ErrorItem, IoContext, Row, Sink, Source
+from runtime.io.contract import Batch, ErrorItem, IoContext, Outbox, Row, Sink, Source
 from runtime.io.registry import Registry
 from runtime.io.sinkprops import SinkProps
 from runtime.metrics import OpMetrics, RuleMetrics
@@ -98,22 +98,72 @@ async def run_rule(
         sends.append(send)
 
     operator = _Operator(plan, env.clock, m_source, m_filter, m_project)
+    policy = rule.options.buffer_full_policy
+    outbox: Outbox = (
+        src_send if policy == "block" else DroppingOutbox(src_send, src_recv.clone(), policy, m_source)
+    )
     async with trio.open_nursery() as nursery:
         for sink, sink_props, recv, m_sink in sinks:
             await nursery.start(functools.partial(_run_sink, sink, sink_props, recv, m_sink, env.clock))
         await nursery.start(operator.run, src_recv, sends)
-        await nursery.start(_run_source, source, src_send)
+        await nursery.start(_run_source, source, src_send, outbox)
         task_status.started()
+
+
+@final
+class DroppingOutbox:
+    """``bufferFullPolicy`` ``dropOldest``/``dropNewest``: the source never waits; drops are counted.
+
+    ``dropOldest`` takes the oldest waiting batch out of the channel (through a receive clone) to make room;
+    ``dropNewest`` discards the batch that does not fit. Between the two ``*_nowait`` calls there is no
+    checkpoint, so several producers in one trio run cannot interleave there.
+    """
+
+    def __init__(
+        self,
+        send: trio.MemorySendChannel[Batch],
+        recv: trio.MemoryReceiveChannel[Batch],
+        policy: str,
+        metrics: OpMetrics,
+    ) -> None:
+        self._send = send
+        self._recv = recv
+        self._drop_oldest = policy == "dropOldest"
+        self._metrics = metrics
+
+    async def send(self, batch: Batch) -> None:
+        await trio.lowlevel.checkpoint()
+        try:
+            self._send.send_nowait(batch)
+            return
+        except trio.WouldBlock:
+            pass
+        if not self._drop_oldest:
+            self._metrics.dropped += len(batch)
+            return
+        try:
+            self._metrics.dropped += len(self._recv.receive_nowait())
+        except trio.WouldBlock:  # the operator emptied it meanwhile
+            pass
+        self._send.send_nowait(batch)
+
+    def close(self) -> None:
+        self._recv.close()
 
 
 async def _run_source(
     source: Source,
     send: trio.MemorySendChannel[Batch],
+    outbox: Outbox,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with send:
-        await source.run(send, task_status=task_status)
+    try:
+        async with send:
+            await source.run(outbox, task_status=task_status)
+    finally:
+        if isinstance(outbox, DroppingOutbox):
+            outbox.close()
 
 
 async def _run_sink(

@@ -111,6 +111,16 @@ class SinkSpec:
     ctx: IoContext
 
 
+class Outbox(Protocol):
+    """Where a source puts its batches: the rule's bounded input channel, behind its ``bufferFullPolicy``.
+
+    ``send`` blocks while the buffer is full under the default policy ``block`` (so a socket source stops
+    reading and TCP pushes back); under ``dropOldest``/``dropNewest`` it never blocks and counts what it drops.
+    """
+
+    async def send(self, batch: Batch) -> None: ...
+
+
 class Source(Protocol):
     """A running source. ``run`` pushes batches until cancelled or its data ends.
 
@@ -121,7 +131,7 @@ class Source(Protocol):
 
     async def run(
         self,
-        send: trio.MemorySendChannel[Batch],
+        send: Outbox,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None: ...

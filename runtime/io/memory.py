@@ -13,7 +13,7 @@ from typing import Any, final
 import trio
 
 from runtime.errors import PlanError, SinkError, SourceError
-from runtime.io.contract import Batch, ErrorItem, Event, Row, SinkSpec, SourceSpec
+from runtime.io.contract import Batch, ErrorItem, Event, Outbox, Row, SinkSpec, SourceSpec
 
 Published = tuple[str, list[Row]]
 """What a subscription receives: the concrete topic and the rows published to it in one call."""
@@ -185,7 +185,7 @@ class MemorySource:
 
     async def run(
         self,
-        send: trio.MemorySendChannel[Batch],
+        send: Outbox,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
