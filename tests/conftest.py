@@ -11,6 +11,7 @@ import trio
 from runtime.config import load_config
 from runtime.engine import Engine
 from runtime.io.registry import Registry, builtin_registry
+from tests.tls_certs import Certs, make_certs
 
 
 def all_task_names() -> list[str]:
@@ -41,3 +42,9 @@ async def engine(tmp_path: Path, registry: Registry) -> AsyncIterator[Engine]:
         await nursery.start(eng.run)
         yield eng
         nursery.cancel_scope.cancel()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """CA, server (127.0.0.1/localhost) and client certificates, generated once per test session."""
+    return make_certs(tmp_path_factory.mktemp("certs"))
