@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from runtime.clock import Clock
+from runtime.sql.ast import StreamDef
 
 Row = dict[str, Any]
 """One row: column name -> value. Never mutated after decode (several rules may share it)."""
@@ -98,6 +99,7 @@ class SourceSpec:
     props: Row
     options: dict[str, str]
     ctx: IoContext
+    definition: StreamDef | None = None  # the full stream definition (schema, STRICT_VALIDATION, TIMESTAMP…)
 
 
 @final

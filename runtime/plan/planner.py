@@ -93,6 +93,7 @@ def build_source(plan: RulePlan, registry: Registry, etc_dir: Path, ctx: IoConte
         props=props,
         options=_options_dict(plan.stream),
         ctx=ctx,
+        definition=plan.stream,
     )
     return registry.source_factory(plan.source_type)(spec)
 
