@@ -24,55 +24,19 @@ from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 from runtime.io.contract import IoContext, Row
 from runtime.io.registry import Registry, builtin_registry
 from runtime.io.services import Services
-from runtime.metrics import RuleMetrics
 from runtime.plan.catalog import KINDS, Catalog
 from runtime.plan.planner import RulePlan, check_connectors, plan_rule
 from runtime.plan.ruledef import RuleDef, parse_rule
-from runtime.rule import RuleEnv, run_rule
+from runtime.rule import RuleEnv
 from runtime.sql.ast import DescribeStmt, DropStmt, ShowStmt, StreamDef
 from runtime.sql.ddl import describe_text, stream_json
 from runtime.sql.parser import parse_ddl, parse_select
+from runtime.supervisor import RuleState, supervise
 
 LOGGER = logging.getLogger("oort.engine")
 STOP_TIMEOUT = (
     5.0  # seconds a stopping rule may take before stop() gives up waiting (sinks are bounded to 2 s)
 )
-
-
-@final
-class RuleState:
-    """A rule's definition plus what it is doing now. Owned by the engine; read by the status API."""
-
-    def __init__(self, rule: RuleDef, sources: tuple[str, ...]) -> None:
-        self.rule = rule
-        self.sources = sources
-        self.status = "stopped"
-        self.message = ""
-        self.last_start = 0
-        self.last_stop = 0
-        self.metrics = RuleMetrics()
-        self.scope: trio.CancelScope | None = None
-        self.stopped = trio.Event()
-        self.stopped.set()
-        self._changed = trio.Event()
-
-    def set(self, status: str, message: str | None = None) -> None:
-        """Change the status (and message, when given) and wake everyone waiting for a change."""
-        self.status = status
-        if message is not None:
-            self.message = message
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_change(self) -> None:
-        await self._changed.wait()
-
-    @property
-    def active(self) -> bool:
-        return not self.stopped.is_set()
-
-    def __repr__(self) -> str:
-        return f"<RuleState {self.rule.id} {self.status}>"
 
 
 def _title(kind: str) -> str:
@@ -409,7 +373,9 @@ class Engine:
             plan = plan_rule(state.rule, self.catalog, self.registry)
         state.stopped = trio.Event()
         state.scope = trio.CancelScope()
-        await self._nursery.start(functools.partial(self._supervise, state, plan))
+        env = RuleEnv(clock=self.clock, services=self.services, registry=self.registry, etc_dir=self.etc_dir)
+        replan = functools.partial(plan_rule, catalog=self.catalog, registry=self.registry)
+        await self._nursery.start(functools.partial(supervise, state, plan, env, replan, self._random))
 
     async def _stop(self, state: RuleState) -> None:
         if state.scope is not None:
@@ -418,77 +384,6 @@ class Engine:
             await state.stopped.wait()
         if state.active:
             LOGGER.error("rule %s did not stop within %.0f s", state.rule.id, STOP_TIMEOUT)
-
-    async def _supervise(
-        self,
-        state: RuleState,
-        plan: RulePlan,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Run the rule, restarting it after failures per ``restartStrategy``; report every state change."""
-        rule = state.rule
-        strategy = rule.options.restart_strategy
-        env = RuleEnv(clock=self.clock, services=self.services, registry=self.registry, etc_dir=self.etc_dir)
-        failures = 0
-        reported = False
-        assert state.scope is not None
-        try:
-            with state.scope:
-                while True:
-                    state.metrics = RuleMetrics()
-                    state.set("starting")
-                    run_started = trio.current_time()
-                    error: str | None = None
-                    try:
-                        async with trio.open_nursery() as nursery:
-                            await nursery.start(run_rule, plan, env, state.metrics)
-                            state.set("running", "")
-                            state.last_start = self.clock.now_ms()
-                            LOGGER.info("rule %s running", rule.id)
-                            if not reported:
-                                reported = True
-                                task_status.started()
-                    except* Exception as group:  # every rule failure is reported here, never propagated
-                        error = _describe(group)
-                    state.last_stop = self.clock.now_ms()
-                    if error is None:
-                        state.set("stopped", "the source has no more data")
-                        LOGGER.info("rule %s finished: its source ended", rule.id)
-                        break
-                    state.set("stopped by error", error)
-                    LOGGER.error("rule %s failed: %s", rule.id, error)
-                    if not reported:
-                        reported = True
-                        task_status.started()
-                    if trio.current_time() - run_started >= strategy.max_delay / 1000:
-                        failures = 0  # it ran long enough: a new failure starts a fresh series
-                    failures += 1
-                    if failures > strategy.attempts:
-                        break
-                    delay = min(strategy.delay * strategy.multiplier ** (failures - 1), strategy.max_delay)
-                    delay *= 1 + strategy.jitter_factor * (2 * self._random.random() - 1)
-                    state.set("starting")
-                    LOGGER.info(
-                        "rule %s restarts in %.0f ms (attempt %d of %d)",
-                        rule.id,
-                        delay,
-                        failures,
-                        strategy.attempts,
-                    )
-                    await trio.sleep(max(delay, 0) / 1000)
-                    try:
-                        plan = plan_rule(state.rule, self.catalog, self.registry)
-                    except EngineError as exc:
-                        state.set("stopped by error", exc.message)
-                        break
-        finally:
-            if state.scope.cancelled_caught or state.status in ("running", "starting"):
-                state.last_stop = self.clock.now_ms()
-                state.set("stopped", "canceled manually")
-            state.stopped.set()
-            if not reported:
-                task_status.started()
 
     def __repr__(self) -> str:
         running = sum(1 for state in self._rules.values() if state.active)
@@ -501,11 +396,3 @@ def _without_triggered(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _other(kind: str) -> str:
     return KINDS[1] if kind == KINDS[0] else KINDS[0]
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost message(s) of a failure, without the ExceptionGroup wrapping of nurseries."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
-    text = str(exc)
-    return text if text else type(exc).__name__
