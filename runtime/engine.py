@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, final
 
+import attrs
 import trio
 
 from runtime import __version__
@@ -24,6 +25,7 @@ from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 from runtime.io.contract import IoContext, Row
 from runtime.io.registry import Registry, builtin_registry
 from runtime.io.services import Services
+from runtime.metrics import RuleMetrics
 from runtime.plan.catalog import KINDS, Catalog
 from runtime.plan.planner import RulePlan, check_connectors, plan_rule
 from runtime.plan.ruledef import RuleDef, parse_rule
@@ -294,6 +296,32 @@ class Engine:
             }
             for rid, state in sorted(self._rules.items())
         }
+
+    def validate_rule(self, raw: Mapping[str, Any]) -> list[str]:
+        """Check a rule as ``create_rule`` would, without creating it; returns the streams it reads."""
+        rule = parse_rule(raw, self.config.rule)
+        self._plan(rule)
+        return list(self._rule_sources(rule))
+
+    def set_tags(self, rule_id: str, tags: list[str]) -> None:
+        """Replace a rule's tags; the rule keeps running (tags do not change what it does)."""
+        state = self._state(rule_id)
+        raw = {**state.rule.raw, "tags": list(tags)}
+        state.rule = attrs.evolve(state.rule, tags=tuple(tags), raw=raw)
+        self.catalog.put_rule(state.rule)
+
+    def rule_tags(self, rule_id: str) -> list[str]:
+        return list(self._state(rule_id).rule.tags)
+
+    def rule_ids(self) -> list[str]:
+        return sorted(self._rules)
+
+    def rule_metrics(self, rule_id: str) -> RuleMetrics:
+        """The live (or, once stopped, the last) metrics of a rule's run."""
+        return self._state(rule_id).metrics
+
+    def rule_is_active(self, rule_id: str) -> bool:
+        return self._state(rule_id).active
 
     async def wait_status(self, rule_id: str, *statuses: str) -> str:
         """Wait until the rule's status is one of ``statuses``; returns it."""

@@ -9,37 +9,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final, Protocol, final
+from typing import Any, Final, final
 
 import attrs
 import orjson
 
+from runtime import manage
 from runtime.api.app import HttpError, Request, Response, RestApp, Router, json_body, text
+from runtime.api.manage_routes import add_manage_routes
+from runtime.engine import Engine
 from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 
 KINDS: Final = ("stream", "table")
-
-
-class EngineApi(Protocol):
-    """What the REST API needs of ``runtime.engine.Engine`` (kept structural so the API can be tested alone)."""
-
-    def info(self) -> dict[str, Any]: ...
-    def create_stream(self, kind: str, sql: str) -> str: ...
-    def list_streams(self, kind: str) -> list[str]: ...
-    def describe_stream(self, kind: str, name: str) -> dict[str, Any]: ...
-    def replace_stream(self, kind: str, name: str, sql: str) -> str: ...
-    async def drop_stream(self, kind: str, name: str, *, force: bool = False) -> str: ...
-    async def create_rule(self, raw: dict[str, Any]) -> str: ...
-    def list_rules(self) -> list[dict[str, Any]]: ...
-    def get_rule(self, rule_id: str) -> dict[str, Any]: ...
-    async def update_rule(self, rule_id: str, raw: dict[str, Any]) -> str: ...
-    async def delete_rule(self, rule_id: str) -> str: ...
-    async def start_rule(self, rule_id: str) -> str: ...
-    async def stop_rule(self, rule_id: str) -> str: ...
-    async def restart_rule(self, rule_id: str) -> str: ...
-    def rule_status(self, rule_id: str) -> dict[str, Any]: ...
-    def all_rule_status(self) -> dict[str, Any]: ...
-    async def publish(self, topic: str, rows: list[dict[str, Any]]) -> None: ...
 
 
 @final
@@ -154,7 +135,7 @@ def _rows(req: Request) -> list[dict[str, Any]]:
 class _Handlers:
     """One method per endpoint; ``kind`` ("stream"/"table") is bound per route by ``build_router``."""
 
-    def __init__(self, engine: EngineApi) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     async def ping(self, req: Request) -> Response:
@@ -166,7 +147,7 @@ class _Handlers:
 
     async def list_streams(self, req: Request, *, kind: str) -> Response:
         with _mapped("stream.list", kind):
-            return json_body(self._engine.list_streams(kind))
+            return json_body(manage.list_streams(self._engine, kind, req.arg("kind")))
 
     async def create_stream(self, req: Request, *, kind: str) -> Response:
         sql = _statement(req)
@@ -236,7 +217,7 @@ class _Handlers:
         return text(f"published {len(rows)} rows")
 
 
-def build_router(engine: EngineApi) -> Router:
+def build_router(engine: Engine) -> Router:
     """The route table of the eKuiper core endpoints plus Oort's ``POST /memory/{topic...}``."""
     h = _Handlers(engine)
     router = Router()
@@ -261,9 +242,10 @@ def build_router(engine: EngineApi) -> Router:
     router.add("POST", "/rules/{id}/restart", h.restart_rule)
     router.add("GET", "/rules/{id}/status", h.rule_status)
     router.add("POST", "/memory/{topic...}", h.publish)
+    add_manage_routes(router, engine)
     return router
 
 
-def make_app(engine: EngineApi) -> RestApp:
+def make_app(engine: Engine) -> RestApp:
     """The ASGI app serving ``engine`` (what ``serve_api`` hands to hypercorn)."""
     return RestApp(build_router(engine))

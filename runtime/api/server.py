@@ -13,7 +13,8 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 
-from runtime.api.routes import EngineApi, make_app
+from runtime.api.routes import make_app
+from runtime.engine import Engine
 from runtime.errors import ServerStartError
 
 LOGGER = logging.getLogger("oort.api.server")
@@ -55,7 +56,7 @@ def _config(host: str, port: int) -> HypercornConfig:
 
 
 async def serve_api(
-    engine: EngineApi,
+    engine: Engine,
     host: str,
     port: int,
     *,

@@ -34,7 +34,7 @@ class Api:
 @asynccontextmanager
 async def running_api(tmp_path: Path) -> AsyncIterator[Api]:
     etc = tmp_path / "etc"
-    etc.mkdir()
+    etc.mkdir(parents=True)
     engine = Engine(load_config(etc), etc_dir=etc, data_dir=tmp_path / "data")
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)

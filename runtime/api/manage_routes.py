@@ -1,0 +1,131 @@
+"""The management endpoints beyond the core set (SURFACE.md §E): details, schemas, validation, topology, tags,
+bulk start/stop, ruleset export/import and Prometheus metrics."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, final
+
+import orjson
+
+from runtime import manage
+from runtime.api.app import HttpError, Request, Response, Router, json_body, text
+from runtime.engine import Engine
+from runtime.errors import EngineError
+
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _json(req: Request) -> Any:
+    try:
+        return orjson.loads(req.body) if req.body else {}
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, 1001, f"Invalid body: {exc}") from exc
+
+
+def _tags(req: Request) -> list[str]:
+    doc = _json(req)
+    tags = doc.get("tags") if isinstance(doc, dict) else None
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise HttpError(400, 1001, 'Invalid body: expect {"tags": ["..."]}')
+    return tags
+
+
+def _fail(exc: EngineError, prefix: str) -> HttpError:
+    status = 404 if exc.code == 1002 else 400
+    return HttpError(status, exc.code, f"{prefix}: {exc.message}" if prefix else exc.message)
+
+
+@final
+class _Manage:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def details(self, req: Request, *, kind: str) -> Response:
+        return json_body(manage.stream_details(self._engine, kind, req.arg("kind")))
+
+    async def schema(self, req: Request, *, kind: str) -> Response:
+        try:
+            return json_body(manage.schema(self._engine, kind, req.params["name"]))
+        except EngineError as exc:
+            raise _fail(exc, f"describe {kind} error") from exc
+
+    async def validate(self, req: Request) -> Response:
+        doc = _json(req)
+        if not isinstance(doc, dict):
+            raise HttpError(400, 1000, "invalid rule json: the rule must be a JSON object")
+        try:
+            sources = self._engine.validate_rule(doc)
+        except EngineError as exc:  # eKuiper answers an invalid rule with 422 and the reason as text
+            return text(exc.message, 422)
+        return json_body({"sources": sources, "valid": True})
+
+    async def status_v2(self, req: Request) -> Response:
+        try:
+            return json_body(self._engine.rule_status(req.params["id"]))
+        except EngineError as exc:
+            raise _fail(exc, "get rule status error") from exc
+
+    async def topo(self, req: Request) -> Response:
+        try:
+            return json_body(manage.topology(self._engine, req.params["id"]))
+        except EngineError as exc:
+            raise _fail(exc, "get rule topo error") from exc
+
+    async def tags(self, req: Request) -> Response:
+        try:
+            manage.change_tags(self._engine, req.params["id"], _tags(req), req.method)
+        except EngineError as exc:
+            raise _fail(exc, "") from exc
+        return Response(200)
+
+    async def match(self, req: Request) -> Response:
+        return json_body({"rules": manage.match_tags(self._engine, _tags(req))})
+
+    async def bulk(self, req: Request, *, start: bool) -> Response:
+        return json_body(await manage.bulk(self._engine, _tags(req), start=start))
+
+    async def export(self, req: Request) -> Response:
+        return json_body(manage.export_ruleset(self._engine))
+
+    async def import_(self, req: Request) -> Response:
+        doc = _json(req)
+        if not isinstance(doc, dict) or not ({"content", "file"} & set(doc)):
+            raise HttpError(
+                400, 1001, 'Invalid body: expect {"content": "<ruleset JSON>"} or {"file": "<path>"}'
+            )
+        try:
+            # A local ruleset file of a few KB: read inline (trio's async path would use a worker thread).
+            raw = doc["content"] if "content" in doc else Path(str(doc["file"])).read_text("utf-8")  # noqa: ASYNC240
+            ruleset = orjson.loads(raw) if isinstance(raw, str) else raw
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise HttpError(400, 1001, f"import ruleset error: {exc}") from exc
+        if not isinstance(ruleset, dict):
+            raise HttpError(400, 1001, "import ruleset error: the ruleset must be a JSON object")
+        try:
+            return text(await manage.import_ruleset(self._engine, ruleset))
+        except EngineError as exc:
+            raise _fail(exc, "import ruleset error") from exc
+
+    async def metrics(self, req: Request) -> Response:
+        return Response(200, manage.prometheus_text(self._engine).encode(), PROMETHEUS)
+
+
+def add_manage_routes(router: Router, engine: Engine) -> None:
+    """Register the management endpoints. Literal paths go before the core ``/rules/{id}`` routes."""
+    m = _Manage(engine)
+    for kind in ("stream", "table"):
+        router.add("GET", f"/{kind}details", functools.partial(m.details, kind=kind))
+        router.add("GET", f"/{kind}s/{{name}}/schema", functools.partial(m.schema, kind=kind))
+    router.add("POST", "/rules/validate", m.validate)
+    router.add("GET", "/rules/tags/match", m.match)
+    router.add("POST", "/rules/bulkstart", functools.partial(m.bulk, start=True))
+    router.add("POST", "/rules/bulkstop", functools.partial(m.bulk, start=False))
+    for method in ("PUT", "PATCH", "DELETE"):
+        router.add(method, "/rules/{id}/tags", m.tags)
+    router.add("GET", "/rules/{id}/topo", m.topo)
+    router.add("GET", "/v2/rules/{id}/status", m.status_v2)
+    router.add("POST", "/ruleset/export", m.export)
+    router.add("POST", "/ruleset/import", m.import_)
+    router.add("GET", "/metrics", m.metrics)

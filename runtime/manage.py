@@ -1,0 +1,167 @@
+"""Management views and bulk operations over the engine: stream details, topology, tags, ruleset export/import,
+and the Prometheus exposition of every rule's metrics (SURFACE.md §E, §F)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from runtime.engine import Engine
+from runtime.errors import EngineError, RuleError
+from runtime.metrics import CONNECTION_METRIC_NAMES, METRIC_NAMES
+from runtime.plan.planner import source_type
+from runtime.sql.ast import StreamDef
+from runtime.sql.ddl import stream_schema
+from runtime.sql.parser import parse_ddl
+
+STATUS_VALUE = {"running": 1, "starting": 1, "stopped": 0, "stopped by error": -1}
+
+
+def table_kind(stream: StreamDef) -> str:
+    return (stream.options.kind or "scan").lower()
+
+
+def list_streams(engine: Engine, kind: str, table_kind_filter: str = "") -> list[str]:
+    """``GET /streams`` / ``GET /tables[?kind=scan|lookup]``."""
+    names = engine.list_streams(kind)
+    if kind == "table" and table_kind_filter:
+        names = [n for n in names if table_kind(engine.get_stream(kind, n)) == table_kind_filter.lower()]
+    return names
+
+
+def stream_details(engine: Engine, kind: str, table_kind_filter: str = "") -> list[dict[str, str]]:
+    """``GET /streamdetails`` / ``/tabledetails``: name, connector type and format (lower-cased)."""
+    out = []
+    for name in list_streams(engine, kind, table_kind_filter):
+        stream = engine.get_stream(kind, name)
+        out.append({"name": name, "type": source_type(stream), "format": stream.options.format.lower()})
+    return out
+
+
+def schema(engine: Engine, kind: str, name: str) -> dict[str, Any]:
+    return stream_schema(engine.get_stream(kind, name))
+
+
+def topology(engine: Engine, rule_id: str) -> dict[str, Any]:
+    """``GET /rules/{id}/topo``: sources and edges of the running rule's nodes (eKuiper's shape)."""
+    if not engine.rule_is_active(rule_id):
+        raise RuleError(f"Rule {rule_id} is not running", rule_id)
+    names = [node.name for node in engine.rule_metrics(rule_id).nodes]
+    sources = [n for n in names if n.startswith("source_")]
+    ops = [n for n in names if n.startswith("op_")]
+    sinks = [n for n in names if n.startswith("sink_")]
+    edges: dict[str, list[str]] = {}
+    chain = [*sources[:1], *ops]
+    for upstream, downstream in zip(chain, chain[1:], strict=False):
+        edges.setdefault(upstream, []).append(downstream)
+    for src in sources[1:]:
+        edges[src] = [ops[0]] if ops else list(sinks)
+    if chain:
+        edges.setdefault(chain[-1], []).extend(sinks)
+    return {"sources": sources, "edges": edges}
+
+
+def match_tags(engine: Engine, tags: list[str]) -> list[str]:
+    """Rules that carry every one of ``tags``."""
+    wanted = set(tags)
+    return [rid for rid in engine.rule_ids() if wanted <= set(engine.rule_tags(rid))]
+
+
+def change_tags(engine: Engine, rule_id: str, tags: list[str], how: str) -> None:
+    """``PUT`` (replace), ``PATCH`` (add) or ``DELETE`` (remove) a rule's tags."""
+    current = engine.rule_tags(rule_id)
+    if how == "PUT":
+        new = list(dict.fromkeys(tags))
+    elif how == "PATCH":
+        new = list(dict.fromkeys([*current, *tags]))
+    else:
+        new = [t for t in current if t not in set(tags)]
+    engine.set_tags(rule_id, new)
+
+
+async def bulk(engine: Engine, tags: list[str], *, start: bool) -> list[dict[str, Any]]:
+    """``POST /rules/bulkstart|bulkstop``: every rule with all ``tags``; not atomic, one result per rule."""
+    results: list[dict[str, Any]] = []
+    for rid in match_tags(engine, tags):
+        try:
+            await (engine.start_rule(rid) if start else engine.stop_rule(rid))
+            results.append({"ruleId": rid, "success": True})
+        except EngineError as exc:
+            results.append({"ruleId": rid, "success": False, "error": exc.message})
+    return results
+
+
+def export_ruleset(engine: Engine) -> dict[str, dict[str, str]]:
+    """``POST /ruleset/export``: eKuiper's ruleset shape, statements and rule JSON as strings."""
+    return {
+        "streams": {n: engine.get_stream("stream", n).statement for n in engine.list_streams("stream")},
+        "tables": {n: engine.get_stream("table", n).statement for n in engine.list_streams("table")},
+        "rules": {rid: orjson.dumps(engine.get_rule(rid)).decode() for rid in engine.rule_ids()},
+    }
+
+
+async def import_ruleset(engine: Engine, ruleset: Mapping[str, Any]) -> str:
+    """Create (or replace) every stream, table and rule of an exported ruleset; returns eKuiper's summary.
+
+    Raises:
+      EngineError: the ruleset is malformed (nothing after the failing item is imported).
+    """
+    counts = {"streams": 0, "tables": 0, "rules": 0}
+    for section in ("streams", "tables"):
+        for name, sql in (ruleset.get(section) or {}).items():
+            stmt = parse_ddl(sql)
+            if not isinstance(stmt, StreamDef) or stmt.name != name:
+                raise EngineError(f"import {section}: {name}: not a CREATE statement for {name}")
+            engine.provision_stream(stmt)
+            counts[section] += 1
+    for rid, text in (ruleset.get("rules") or {}).items():
+        raw = orjson.loads(text) if isinstance(text, str | bytes) else text
+        if not isinstance(raw, dict):
+            raise RuleError(f"import rules: {rid}: not a rule JSON object", rid)
+        await engine.provision_rule({**raw, "id": rid})
+        counts["rules"] += 1
+    return f"imported {counts['streams']} streams, {counts['tables']} tables and {counts['rules']} rules"
+
+
+def prometheus_text(engine: Engine) -> str:
+    """Every rule's status and node metrics in the Prometheus text exposition format (``GET /metrics``)."""
+    lines = [
+        "# HELP oort_rule_status Rule status: 1 running, 0 stopped, -1 stopped by error.",
+        "# TYPE oort_rule_status gauge",
+    ]
+    by_status: dict[str, int] = {}
+    statuses = engine.all_rule_status()
+    for rid, info in statuses.items():
+        lines.append(f'oort_rule_status{{rule="{_label(rid)}"}} {STATUS_VALUE.get(info["status"], 0)}')
+        by_status[info["status"]] = by_status.get(info["status"], 0) + 1
+    lines += ["# HELP oort_rule_count Rules by status.", "# TYPE oort_rule_count gauge"]
+    for status, count in sorted(by_status.items()):
+        lines.append(f'oort_rule_count{{status="{_label(status)}"}} {count}')
+    series: dict[str, list[str]] = {}
+    for rid in statuses:
+        for node in engine.rule_metrics(rid).nodes:
+            kind = node.name.split("_", 1)[0]
+            prefix = f"{node.name}_0_"
+            for key, value in node.snapshot().items():
+                metric = key[len(prefix) :]
+                if isinstance(value, str) or metric not in _NUMERIC:
+                    continue
+                labels = f'rule="{_label(rid)}",op="{_label(node.name)}"'
+                series.setdefault(f"oort_{kind}_{metric}", []).append(f"{{{labels}}} {value}")
+    for name, samples in sorted(series.items()):
+        lines.append(f"# TYPE {name} {'counter' if name.endswith('_total') else 'gauge'}")
+        lines.extend(name + sample for sample in samples)
+    return "\n".join(lines) + "\n"
+
+
+_NUMERIC = frozenset(
+    m
+    for m in (*METRIC_NAMES, *CONNECTION_METRIC_NAMES, "records_dropped_total")
+    if not m.endswith("_message")
+) - {"last_exception"}
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,146 @@
+"""Management endpoints against the real engine and REST server: details, schema, validate, topo, tags, bulk,
+ruleset export/import, v2 status and Prometheus metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import trio
+import trio.testing
+
+from tests.api.harness import IO_TIMEOUT, Api, running_api
+
+STREAM = (
+    'CREATE STREAM demo (size BIGINT, color STRING) WITH (TYPE="memory", DATASOURCE="demo", FORMAT="JSON")'
+)
+TABLE = 'CREATE TABLE look () WITH (TYPE="memory", DATASOURCE="look", KIND="lookup", KEY="id")'
+
+
+def _rule(rule_id: str, **extra: object) -> dict[str, object]:
+    return {
+        "id": rule_id,
+        "sql": "SELECT color FROM demo WHERE size > 3",
+        "actions": [{"nop": {}}],
+        **extra,
+    }
+
+
+async def _setup(api: Api) -> None:
+    assert (await api.client.post("/streams", json={"sql": STREAM})).status_code == 201
+    assert (await api.client.post("/tables", json={"sql": TABLE})).status_code == 201
+
+
+async def test_details_schema_and_table_kind_filter(api: Api) -> None:
+    with trio.fail_after(IO_TIMEOUT):
+        await _setup(api)
+        http = api.client
+        assert (await http.get("/streamdetails")).json() == [
+            {"name": "demo", "type": "memory", "format": "json"}
+        ]
+        assert (await http.get("/tabledetails?kind=lookup")).json()[0]["name"] == "look"
+        assert (await http.get("/tables?kind=lookup")).json() == ["look"]
+        assert (await http.get("/tables?kind=scan")).json() == []
+        schema = (await http.get("/streams/demo/schema")).json()
+        assert schema == {"size": {"type": "bigint"}, "color": {"type": "string"}}
+        missing = await http.get("/streams/nope/schema")
+        assert missing.status_code == 404
+
+
+async def test_validate_rule(api: Api) -> None:
+    with trio.fail_after(IO_TIMEOUT):
+        await _setup(api)
+        ok = await api.client.post("/rules/validate", json=_rule("v1"))
+        assert ok.status_code == 200
+        assert ok.json() == {"sources": ["demo"], "valid": True}
+        bad = await api.client.post("/rules/validate", json={"id": "v2", "sql": "SELECT * FROM demo"})
+        assert bad.status_code == 422
+        assert bad.text == "Missing rule actions."
+        unknown = await api.client.post("/rules/validate", json=_rule("v3", sql="SELECT * FROM nowhere"))
+        assert unknown.status_code == 422 and "nowhere" in unknown.text
+        assert (await api.client.post("/rules/validate", content=b"{oops")).status_code == 400
+        assert (await api.client.get("/rules")).json() == [], "validation creates nothing"
+
+
+async def test_topo_status_v2_and_metrics_after_data(api: Api) -> None:
+    with trio.fail_after(IO_TIMEOUT):
+        await _setup(api)
+        http = api.client
+        assert (await http.post("/rules", json=_rule("r1"))).status_code == 201
+        rows = [
+            {"size": s, "color": c} for s, c in [(3, "red"), (6, "blue"), (2, "blue"), (4, "y"), (1, "r")]
+        ]
+        await http.post("/memory/demo", json=rows)
+        await trio.testing.wait_all_tasks_blocked()
+        topo = (await http.get("/rules/r1/topo")).json()
+        assert topo == {
+            "sources": ["source_demo"],
+            "edges": {
+                "source_demo": ["op_2_filter"],
+                "op_2_filter": ["op_3_project"],
+                "op_3_project": ["sink_nop_0"],
+            },
+        }
+        status = (await http.get("/v2/rules/r1/status")).json()
+        assert status["source_demo_0_records_in_total"] == 5
+        assert status["op_2_filter_0_records_out_total"] == 2
+        assert status["sink_nop_0_0_records_in_total"] == 2
+        metrics = await http.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+        text = metrics.text
+        assert 'oort_rule_status{rule="r1"} 1' in text
+        assert 'oort_rule_count{status="running"} 1' in text
+        assert 'oort_op_records_out_total{rule="r1",op="op_2_filter"} 2' in text
+        await http.post("/rules/r1/stop")
+        assert (await http.get("/rules/r1/topo")).status_code == 400
+        assert 'oort_rule_status{rule="r1"} 0' in (await http.get("/metrics")).text
+
+
+async def test_tags_match_and_bulk(api: Api) -> None:
+    with trio.fail_after(IO_TIMEOUT):
+        await _setup(api)
+        http = api.client
+        await http.post("/rules", json=_rule("a", tags=["edge", "temp"]))
+        await http.post("/rules", json=_rule("b", tags=["edge"]))
+        await http.post("/rules", json=_rule("c"))
+        assert (await http.request("GET", "/rules/tags/match", json={"tags": ["edge"]})).json() == {
+            "rules": ["a", "b"]
+        }
+        assert (await http.patch("/rules/c/tags", json={"tags": ["edge", "x"]})).status_code == 200
+        assert (await http.request("DELETE", "/rules/a/tags", json={"tags": ["edge"]})).status_code == 200
+        assert (await http.put("/rules/b/tags", json={"tags": ["only"]})).status_code == 200
+        tags = {r["id"]: r["tags"] for r in (await http.get("/rules")).json()}
+        assert tags == {"a": ["temp"], "b": ["only"], "c": ["edge", "x"]}
+        stopped = (await http.post("/rules/bulkstop", json={"tags": ["edge"]})).json()
+        assert stopped == [{"ruleId": "c", "success": True}]
+        statuses = {r["id"]: r["status"] for r in (await http.get("/rules")).json()}
+        assert statuses == {"a": "running", "b": "running", "c": "stopped"}
+        started = (await http.post("/rules/bulkstart", json={"tags": ["x"]})).json()
+        assert started == [{"ruleId": "c", "success": True}]
+        assert (await http.put("/rules/zz/tags", json={"tags": []})).status_code == 404
+        assert (await http.put("/rules/a/tags", json={"nope": 1})).status_code == 400
+
+
+async def test_ruleset_export_then_import_into_a_fresh_engine(api: Api, tmp_path: Path) -> None:
+    with trio.fail_after(IO_TIMEOUT):
+        await _setup(api)
+        await api.client.post("/rules", json=_rule("r1", tags=["t"]))
+        await api.client.post("/rules", json=_rule("r2", triggered=False))
+        exported = (await api.client.post("/ruleset/export")).json()
+        assert set(exported) == {"streams", "tables", "rules"}
+        assert exported["streams"]["demo"] == STREAM
+        assert orjson.loads(exported["rules"]["r1"])["tags"] == ["t"]
+        async with running_api(tmp_path / "fresh") as fresh:
+            resp = await fresh.client.post(
+                "/ruleset/import", json={"content": orjson.dumps(exported).decode()}
+            )
+            assert resp.status_code == 200, resp.text
+            assert resp.text == "imported 1 streams, 1 tables and 2 rules"
+            statuses = {r["id"]: r["status"] for r in (await fresh.client.get("/rules")).json()}
+            assert statuses == {"r1": "running", "r2": "stopped"}
+            path = tmp_path / "ruleset.json"
+            path.write_bytes(orjson.dumps(exported))
+            again = await fresh.client.post("/ruleset/import", json={"file": str(path)})
+            assert again.status_code == 200
+            bad = await fresh.client.post("/ruleset/import", json={"content": "{not json"})
+            assert bad.status_code == 400
