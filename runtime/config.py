@@ -7,10 +7,12 @@ its dotted camelCase path (STACK.md §d).
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -24,6 +26,16 @@ from runtime.store import atomic_write
 
 CONFIG_FILE = "oort.toml"
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+# The Python logging level of each ``logLevel`` name (read-only).
+PY_LOG_LEVELS: Mapping[str, int] = MappingProxyType(
+    {
+        "debug": logging.DEBUG,
+        "info": logging.INFO,
+        "warn": logging.WARNING,
+        "warning": logging.WARNING,
+        "error": logging.ERROR,
+    }
+)
 BUFFER_FULL_POLICIES = ("block", "dropOldest", "dropNewest")
 
 # Options eKuiper documents (SURFACE.md §B.2) that Oort does not implement. Rules exported from eKuiper carry

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import tomllib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +18,13 @@ import orjson
 import trio
 
 from runtime.api.server import serve_api
-from runtime.config import Config, load_config
+from runtime.config import PY_LOG_LEVELS, Config, load_config
 from runtime.engine import Engine
 from runtime.errors import ConfigError, EngineError
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_statements
 
 LOGGER = logging.getLogger("oort.daemon")
-LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 def main(etc_dir: Path, data_dir: Path) -> int:
@@ -41,7 +35,7 @@ def main(etc_dir: Path, data_dir: Path) -> int:
         print(f"oort: {exc.message}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=LOG_LEVELS.get(config.basic.log_level.lower(), logging.INFO),
+        level=PY_LOG_LEVELS.get(config.basic.log_level.lower(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -84,11 +78,28 @@ async def serve(
             LOGGER.info("REST API listening on http://%s:%d", host, port)
             print(f"oort: REST API listening on http://{host}:{port}", file=sys.stderr, flush=True)
             task_status.started(port)
+            await _wait_for_stop(signals, engine)
+            nursery.cancel_scope.cancel()
+    LOGGER.info("stopped")
+
+
+async def _wait_for_stop(signals: AsyncIterator[int], engine: Engine) -> None:
+    """Return on SIGINT/SIGTERM or when REST ``/stop`` asked the engine to shut down."""
+    async with trio.open_nursery() as nursery:
+
+        async def on_signal() -> None:
             async for signum in signals:
                 LOGGER.info("received %s, stopping", signal.Signals(signum).name)
                 break
             nursery.cancel_scope.cancel()
-    LOGGER.info("stopped")
+
+        async def on_request() -> None:
+            await engine.shutdown_requested.wait()
+            LOGGER.info("stop requested over REST, stopping")
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(on_signal)
+        nursery.start_soon(on_request)
 
 
 async def provision(engine: Engine, etc_dir: Path) -> list[str]:

@@ -81,6 +81,7 @@ class Engine:
         self._rules: dict[str, RuleState] = {}
         self._nursery: trio.Nursery | None = None
         self._started_at = 0
+        self.shutdown_requested = trio.Event()  # set by REST ``/stop``; the daemon then shuts down
 
     @property
     def clock(self) -> Clock:
@@ -315,6 +316,10 @@ class Engine:
 
     def rule_ids(self) -> list[str]:
         return sorted(self._rules)
+
+    def rule_sources(self, rule_id: str) -> tuple[str, ...]:
+        """The streams and tables a rule reads (FROM and JOIN names)."""
+        return self._state(rule_id).sources
 
     def rule_metrics(self, rule_id: str) -> RuleMetrics:
         """The live (or, once stopped, the last) metrics of a rule's run."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from runtime.config import ConfKind, delete_conf_group, load_conf_groups, save_conf_group
 from runtime.engine import Engine
 from runtime.errors import EngineError, RuleError
 from runtime.metrics import CONNECTION_METRIC_NAMES, METRIC_NAMES
@@ -165,3 +166,70 @@ _NUMERIC = frozenset(
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+# --- conf groups (etc/<sources|sinks>/<type>.toml) at run time -------------------------------------------------
+
+SECRET_WORDS = ("password", "token", "secret", "apikey")
+MASK = "******"
+
+
+def _mask(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: MASK if any(word in key.lower() for word in SECRET_WORDS) and value else value
+        for key, value in props.items()
+    }
+
+
+def conf_groups(engine: Engine, kind: ConfKind, type_name: str) -> dict[str, dict[str, Any]]:
+    """``GET /metadata/{sources|sinks}/yaml/{type}``: every conf group, secrets masked."""
+    return {key: _mask(props) for key, props in load_conf_groups(engine.etc_dir, kind, type_name).items()}
+
+
+def put_conf_group(
+    engine: Engine, kind: ConfKind, type_name: str, key: str, props: Mapping[str, Any]
+) -> None:
+    """Create or replace a conf group after validating it as the connector would; rules started afterwards use it.
+
+    Raises:
+      EngineError: invalid key or properties (nothing is written then).
+    """
+    if type_name == "websocket":
+        from runtime.io.websocket.conf import parse_ws_conf  # the one connector whose conf keys are typed
+
+        parse_ws_conf(dict(props), f"websocket conf group {key!r}")
+    save_conf_group(engine.etc_dir, kind, type_name, key, props)
+
+
+def conf_group_users(engine: Engine, kind: ConfKind, type_name: str, key: str) -> list[str]:
+    """Running rules whose source stream (``sources``) or action (``sinks``) uses conf group ``key``."""
+    users = []
+    for rid in engine.rule_ids():
+        if not engine.rule_is_active(rid):
+            continue
+        if kind == "sources":
+            for name in engine.rule_sources(rid):
+                for stream_kind in ("stream", "table"):
+                    if name not in engine.list_streams(stream_kind):
+                        continue
+                    stream = engine.get_stream(stream_kind, name)
+                    if source_type(stream) == type_name and (stream.options.conf_key or "default") == key:
+                        users.append(rid)
+        else:
+            for action in engine.get_rule(rid).get("actions", []):
+                props = action.get(type_name) if isinstance(action, dict) else None
+                if isinstance(props, dict) and key in (props.get("resourceId"), props.get("confKey")):
+                    users.append(rid)
+    return sorted(set(users))
+
+
+def remove_conf_group(engine: Engine, kind: ConfKind, type_name: str, key: str) -> None:
+    """Delete a conf group unless a running rule uses it.
+
+    Raises:
+      NotFoundError: no such group. EngineError: the group is in use (names the rules).
+    """
+    users = conf_group_users(engine, kind, type_name, key)
+    if users:
+        raise EngineError(f"conf key {key} of {type_name} is in use by running rule(s): {', '.join(users)}")
+    delete_conf_group(engine.etc_dir, kind, type_name, key)

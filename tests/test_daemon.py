@@ -144,3 +144,14 @@ async def test_bad_config_lists_every_problem_and_exits_2(tmp_path: Path) -> Non
     err = result.stderr.decode()
     assert result.returncode == 2
     assert "basic.restPot" in err and "source.httpServerPort: expected int, got str" in err
+
+
+async def test_rest_stop_shuts_the_daemon_down(tmp_path: Path) -> None:
+    etc = write_etc(tmp_path / "etc")
+    async with trio.open_nursery() as nursery:
+        daemon = await start_daemon(nursery, etc, tmp_path / "data")
+        async with daemon.client() as http:
+            resp = await http.post("/stop")
+            assert resp.text == "stop success"
+        with trio.fail_after(2):
+            assert await daemon.process.wait() == 0

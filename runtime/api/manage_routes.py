@@ -4,6 +4,7 @@ bulk start/stop, ruleset export/import and Prometheus metrics."""
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import Any, final
 
@@ -11,6 +12,7 @@ import orjson
 
 from runtime import manage
 from runtime.api.app import HttpError, Request, Response, Router, json_body, text
+from runtime.config import PY_LOG_LEVELS, ConfKind
 from runtime.engine import Engine
 from runtime.errors import EngineError
 
@@ -108,6 +110,47 @@ class _Manage:
         except EngineError as exc:
             raise _fail(exc, "import ruleset error") from exc
 
+    async def conf_groups(self, req: Request, *, kind: ConfKind) -> Response:
+        try:
+            return json_body(manage.conf_groups(self._engine, kind, req.params["type"]))
+        except EngineError as exc:
+            raise _fail(exc, "") from exc
+
+    async def put_conf_group(self, req: Request, *, kind: ConfKind) -> Response:
+        props = _json(req)
+        if not isinstance(props, dict):
+            raise HttpError(400, 1001, "Invalid body: expect a JSON object of conf properties")
+        try:
+            manage.put_conf_group(self._engine, kind, req.params["type"], req.params["key"], props)
+        except EngineError as exc:
+            raise _fail(exc, "") from exc
+        return Response(200)
+
+    async def delete_conf_group(self, req: Request, *, kind: ConfKind) -> Response:
+        try:
+            manage.remove_conf_group(self._engine, kind, req.params["type"], req.params["key"])
+        except EngineError as exc:
+            raise _fail(exc, "") from exc
+        return Response(200)
+
+    async def configs(self, req: Request) -> Response:
+        doc = _json(req)
+        if not isinstance(doc, dict):
+            raise HttpError(400, 1001, "Invalid body: expect a JSON object")
+        level = doc.get("logLevel") or ("debug" if doc.get("debug") is True else None)
+        if doc.get("debug") is False and level is None:
+            level = "info"
+        if level is not None:
+            if not isinstance(level, str) or level.lower() not in PY_LOG_LEVELS:
+                choices = ", ".join(PY_LOG_LEVELS)
+                raise HttpError(400, 1001, f"Invalid body: logLevel must be one of {choices}")
+            logging.getLogger().setLevel(PY_LOG_LEVELS[level.lower()])
+        return Response(204)
+
+    async def stop(self, req: Request) -> Response:
+        self._engine.shutdown_requested.set()
+        return text("stop success")
+
     async def metrics(self, req: Request) -> Response:
         return Response(200, manage.prometheus_text(self._engine).encode(), PROMETHEUS)
 
@@ -129,3 +172,19 @@ def add_manage_routes(router: Router, engine: Engine) -> None:
     router.add("POST", "/ruleset/export", m.export)
     router.add("POST", "/ruleset/import", m.import_)
     router.add("GET", "/metrics", m.metrics)
+    conf_kinds: tuple[ConfKind, ...] = ("sources", "sinks")
+    for kind in conf_kinds:
+        router.add("GET", f"/metadata/{kind}/yaml/{{type}}", functools.partial(m.conf_groups, kind=kind))
+        router.add(
+            "PUT",
+            f"/metadata/{kind}/{{type}}/confKeys/{{key}}",
+            functools.partial(m.put_conf_group, kind=kind),
+        )
+        router.add(
+            "DELETE",
+            f"/metadata/{kind}/{{type}}/confKeys/{{key}}",
+            functools.partial(m.delete_conf_group, kind=kind),
+        )
+    router.add("PATCH", "/configs", m.configs)
+    router.add("GET", "/stop", m.stop)
+    router.add("POST", "/stop", m.stop)

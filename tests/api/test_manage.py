@@ -3,6 +3,8 @@ ruleset export/import, v2 status and Prometheus metrics."""
 
 from __future__ import annotations
 
+import logging
+import tomllib
 from pathlib import Path
 
 import orjson
@@ -144,3 +146,44 @@ async def test_ruleset_export_then_import_into_a_fresh_engine(api: Api, tmp_path
             assert again.status_code == 200
             bad = await fresh.client.post("/ruleset/import", json={"content": "{not json"})
             assert bad.status_code == 400
+
+
+async def test_conf_group_crud_masks_secrets_and_refuses_delete_in_use(api: Api) -> None:
+    etc = api.engine.etc_dir
+    with trio.fail_after(IO_TIMEOUT):
+        http = api.client
+        resp = await http.put(
+            "/metadata/sources/memory/confKeys/feed", json={"bufferLength": 8, "token": "s3"}
+        )
+        assert resp.status_code == 200, resp.text
+        on_disk = tomllib.loads((etc / "sources" / "memory.toml").read_text())
+        assert on_disk == {"feed": {"bufferLength": 8, "token": "s3"}}
+        view = (await http.get("/metadata/sources/yaml/memory")).json()
+        assert view == {"feed": {"bufferLength": 8, "token": "******"}}
+        await http.post(
+            "/streams",
+            json={"sql": 'CREATE STREAM f () WITH (TYPE="memory", DATASOURCE="f", CONF_KEY="feed")'},
+        )
+        await http.post("/rules", json={"id": "uses", "sql": "SELECT * FROM f", "actions": [{"nop": {}}]})
+        refused = await http.delete("/metadata/sources/memory/confKeys/feed")
+        assert refused.status_code == 400
+        assert "in use by running rule(s): uses" in refused.json()["message"]
+        await http.post("/rules/uses/stop")
+        assert (await http.delete("/metadata/sources/memory/confKeys/feed")).status_code == 200
+        assert tomllib.loads((etc / "sources" / "memory.toml").read_text()) == {}
+        assert (await http.delete("/metadata/sources/memory/confKeys/feed")).status_code == 404
+        assert (await http.put("/metadata/sources/memory/confKeys/bad.key", json={})).status_code == 400
+
+
+async def test_patch_configs_log_level(api: Api) -> None:
+    root = logging.getLogger()
+    before = root.level
+    try:
+        with trio.fail_after(IO_TIMEOUT):
+            assert (await api.client.patch("/configs", json={"debug": True})).status_code == 204
+            assert root.level == logging.DEBUG
+            assert (await api.client.patch("/configs", json={"logLevel": "error"})).status_code == 204
+            assert root.level == logging.ERROR
+            assert (await api.client.patch("/configs", json={"logLevel": "loud"})).status_code == 400
+    finally:
+        root.setLevel(before)
