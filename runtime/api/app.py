@@ -124,12 +124,16 @@ class Router:
 
     def __init__(self) -> None:
         self._buckets: dict[str, list[_Route]] = {}
+        self.patterns: list[
+            tuple[str, str]
+        ] = []  # (method, pattern) in registration order, for /openapi.json
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         first = pattern.split("/", 2)[1]
         if "{" in first:
             raise ValueError(f"the first path segment must be literal: {pattern}")
         self._buckets.setdefault(first, []).append(_Route(method, _compile(pattern), handler))
+        self.patterns.append((method, pattern))
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         """The handler and path parameters for a request.

@@ -17,6 +17,7 @@ import orjson
 from runtime import manage
 from runtime.api.app import HttpError, Request, Response, RestApp, Router, json_body, text
 from runtime.api.manage_routes import add_manage_routes
+from runtime.api.openapi import openapi_document
 from runtime.engine import Engine
 from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 
@@ -243,6 +244,12 @@ def build_router(engine: Engine) -> Router:
     router.add("GET", "/rules/{id}/status", h.rule_status)
     router.add("POST", "/memory/{topic...}", h.publish)
     add_manage_routes(router, engine)
+    document = orjson.dumps(openapi_document([*router.patterns, ("GET", "/openapi.json")]))
+
+    async def openapi(req: Request) -> Response:
+        return Response(200, document, "application/json")
+
+    router.add("GET", "/openapi.json", openapi)
     return router
 
 
