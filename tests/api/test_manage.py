@@ -187,3 +187,19 @@ async def test_patch_configs_log_level(api: Api) -> None:
             assert (await api.client.patch("/configs", json={"logLevel": "loud"})).status_code == 400
     finally:
         root.setLevel(before)
+
+
+async def test_metrics_parse_with_prometheus_client(api: Api) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with trio.fail_after(IO_TIMEOUT):
+        await _setup(api)
+        await api.client.post("/rules", json=_rule("p1"))
+        await api.client.post("/memory/demo", json=[{"size": 9, "color": "c"}])
+        await trio.testing.wait_all_tasks_blocked()
+        text = (await api.client.get("/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["oort_rule_status"].samples[0].labels == {"rule": "p1"}
+    # prometheus_client strips the _total suffix from counter family names
+    sink_in = families["oort_sink_records_in"].samples
+    assert [(s.labels["op"], s.value) for s in sink_in if s.name.endswith("_total")] == [("sink_nop_0", 1.0)]
