@@ -40,6 +40,9 @@ class Catalog:
         A bad file is reported and skipped; it is left on disk untouched so nothing is lost.
         """
         problems: list[str] = []
+        for stale in self._dir.glob("*/.*.tmp"):
+            # Left by a process killed in the middle of atomic_write; the real file is intact (old or new).
+            stale.unlink(missing_ok=True)
         for kind in KINDS:
             for path in sorted(self._folder(kind).glob("*.json")):
                 try:

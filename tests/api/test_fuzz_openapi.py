@@ -37,6 +37,7 @@ async def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
                 capture_stdout=True,
                 capture_stderr=True,
                 check=False,
+                cwd=tmp_path,  # schemathesis keeps a .schemathesis/ folder in its working directory
             )
         output = result.stdout.decode() + result.stderr.decode()
         assert result.returncode == 0, output[-4000:]
