@@ -10,6 +10,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -29,7 +30,14 @@ usage: oort [--host URL] COMMAND ...
   describe stream NAME | describe table NAME        describe rule ID
   drop stream NAME [-force] | drop table NAME [-force] | drop rule ID
   start rule ID | stop rule ID | restart rule ID
-  getstatus rule ID
+  getstatus rule ID | gettopo rule ID
+  validate rule ID '<rule json>'                    validate rule ID -f FILE
+  import ruleset -f FILE                            export ruleset FILE
+  create confkey sources|sinks TYPE KEY '<json>'    show confkeys sources|sinks TYPE
+  drop confkey sources|sinks TYPE KEY
+  query                                             interactive: each line is a SELECT run until Ctrl-C
+
+--json prints machine-readable JSON instead of tables (show rules).
 
 --host defaults to http://127.0.0.1:9081 (the daemon's REST API).
 """
@@ -46,8 +54,9 @@ class _Failure(Exception):
 class _Client:
     """Blocking REST calls to one daemon (stdlib only; the CLI needs no event loop)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, *, as_json: bool = False) -> None:
         self.host = host.rstrip("/")
+        self.as_json = as_json  # --json: machine-readable output instead of tables
         # The daemon is usually on loopback: an http_proxy from the environment must not capture the calls.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -66,6 +75,23 @@ class _Client:
             raise _Failure(f"cannot connect to {self.host}: {err.reason}") from err
         except OSError as err:  # timeouts and resets after the connection was made
             raise _Failure(f"request to {self.host} failed: {err}") from err
+
+    def stream(self, method: str, path: str, body: Any) -> Iterator[str]:
+        """The lines of a streamed reply as they arrive (closing the iterator closes the connection)."""
+        request = urllib.request.Request(
+            self.host + path, data=json.dumps(body).encode("utf-8"), method=method
+        )
+        request.add_header("Content-Type", "application/json")
+        try:
+            with self._opener.open(request) as reply:
+                for raw in reply:
+                    line = raw.decode("utf-8", "replace").strip()
+                    if line:
+                        yield line
+        except urllib.error.HTTPError as err:
+            raise _Failure(_error_message(err.read(), err.code)) from err
+        except urllib.error.URLError as err:
+            raise _Failure(f"cannot connect to {self.host}: {err.reason}") from err
 
     def text(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> str:
         return self.call(method, path, body, raw=raw).decode("utf-8", "replace")
@@ -139,9 +165,17 @@ def _show(client: _Client, args: list[str]) -> str:
             return "\n".join(names) if names else f"No {plural[:-1]} definitions are found."
         case ["show", "rules"]:
             rules = client.json("GET", "/rules")
-            return _pretty(rules) if rules else "No rule definitions are found."
+            if client.as_json:
+                return _pretty(rules)
+            return _table(rules) if rules else "No rule definitions are found."
         case _:
             raise _UsageError("show streams | show tables | show rules")
+
+
+def _table(rules: list[dict[str, Any]]) -> str:
+    rows = [("ID", "STATUS", "TAGS")] + [(r["id"], r["status"], ",".join(r.get("tags") or [])) for r in rules]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows)
 
 
 def _describe(client: _Client, args: list[str]) -> str:
@@ -171,8 +205,83 @@ def _rule_action(client: _Client, args: list[str]) -> str:
             return client.text("POST", f"/rules/{_segment(rule_id)}/{verb}")
         case ["getstatus", "rule", rule_id]:
             return client.text("GET", f"/rules/{_segment(rule_id)}/status")
+        case ["gettopo", "rule", rule_id]:
+            return _pretty(client.json("GET", f"/rules/{_segment(rule_id)}/topo"))
         case _:
-            raise _UsageError("start|stop|restart|getstatus rule ID")
+            raise _UsageError("start|stop|restart|getstatus|gettopo rule ID")
+
+
+def _validate(client: _Client, args: list[str]) -> str:
+    match args:
+        case ["validate", "rule", rule_id, "-f", file]:
+            text = _read(file)
+        case ["validate", "rule", rule_id, first, *rest]:
+            text = " ".join([first, *rest])
+        case _:
+            raise _UsageError("validate rule ID '<json>' | validate rule ID -f FILE")
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise _Failure(f"invalid rule json: {exc}") from exc
+    if isinstance(doc, dict):
+        doc.setdefault("id", rule_id)
+    return client.text("POST", "/rules/validate", doc)
+
+
+def _ruleset(client: _Client, args: list[str]) -> str:
+    match args:
+        case ["import", "ruleset", "-f", file]:
+            return client.text("POST", "/ruleset/import", {"content": _read(file)})
+        case ["export", "ruleset", file]:
+            content = client.call("POST", "/ruleset/export")
+            try:
+                Path(file).write_bytes(content)
+            except OSError as exc:
+                raise _Failure(f"cannot write {file}: {exc.strerror or exc}") from exc
+            return f"ruleset exported to {file}"
+        case _:
+            raise _UsageError("import ruleset -f FILE | export ruleset FILE")
+
+
+def _confkey(client: _Client, args: list[str]) -> str:
+    match args:
+        case ["create", "confkey", ("sources" | "sinks") as kind, type_name, key, first, *rest]:
+            path = f"/metadata/{kind}/{_segment(type_name)}/confKeys/{_segment(key)}"
+            client.call("PUT", path, raw=" ".join([first, *rest]).encode("utf-8"))
+            return f"conf key {key} of {kind} {type_name} is saved."
+        case ["show", "confkeys", ("sources" | "sinks") as kind, type_name]:
+            return _pretty(client.json("GET", f"/metadata/{kind}/yaml/{_segment(type_name)}"))
+        case ["drop", "confkey", ("sources" | "sinks") as kind, type_name, key]:
+            client.call("DELETE", f"/metadata/{kind}/{_segment(type_name)}/confKeys/{_segment(key)}")
+            return f"conf key {key} of {kind} {type_name} is dropped."
+        case _:
+            raise _UsageError(
+                "create confkey sources|sinks TYPE KEY '<json>' | show confkeys sources|sinks TYPE"
+                " | drop confkey sources|sinks TYPE KEY"
+            )
+
+
+def _query(client: _Client, args: list[str]) -> str:
+    """kuiper's interactive ``query``: each line is a SELECT whose rows print as they come, until Ctrl-C."""
+    if args != ["query"]:
+        raise _UsageError("query (then type SELECT statements; quit or exit to leave)")
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("oort > ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line or line.strip().lower() in ("quit", "exit"):
+            return ""
+        sql = line.strip().rstrip(";")
+        if not sql:
+            continue
+        try:
+            for rows in client.stream("POST", "/query", {"sql": sql}):
+                print(rows, flush=True)
+        except _Failure as exc:
+            print(exc, file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            print("", flush=True)  # the query ends; back to the prompt
 
 
 def _serve(args: list[str]) -> int:
@@ -219,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if args else 2
         if args[0] == "serve":
             return _serve(args)
-        client = _Client(host)
+        as_json = "--json" in args
+        args = [a for a in args if a != "--json"]
+        client = _Client(host, as_json=as_json)
         commands = {
             "create": _create,
             "show": _show,
@@ -229,11 +340,20 @@ def main(argv: list[str] | None = None) -> int:
             "stop": _rule_action,
             "restart": _rule_action,
             "getstatus": _rule_action,
+            "gettopo": _rule_action,
+            "validate": _validate,
+            "import": _ruleset,
+            "export": _ruleset,
+            "query": _query,
         }
+        if args[0] in ("create", "show", "drop") and len(args) > 1 and args[1] in ("confkey", "confkeys"):
+            commands[args[0]] = _confkey
         command = commands.get(args[0])
         if command is None:
             raise _UsageError(f"unknown command {args[0]!r}")
-        print(command(client, args))
+        output = command(client, args)
+        if output:
+            print(output)
     except _UsageError as exc:
         print(f"oort: {exc}\n\n{USAGE}", end="", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ import logging
 import os
 import platform
 import random
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, final
 
@@ -23,6 +24,7 @@ from runtime.clock import Clock
 from runtime.config import Config
 from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 from runtime.io.contract import IoContext, Row
+from runtime.io.memory import Published
 from runtime.io.registry import Registry, builtin_registry
 from runtime.io.services import Services
 from runtime.metrics import RuleMetrics
@@ -81,6 +83,7 @@ class Engine:
         self._rules: dict[str, RuleState] = {}
         self._nursery: trio.Nursery | None = None
         self._started_at = 0
+        self._query_seq = 0
         self.shutdown_requested = trio.Event()  # set by REST ``/stop``; the daemon then shuts down
 
     @property
@@ -202,7 +205,7 @@ class Engine:
             raise RuleError(f"rule {rule.id} already exists", rule.id)
         plan = self._plan(rule)
         state = RuleState(rule, self._rule_sources(rule))
-        self.catalog.put_rule(rule)
+        self._persist(rule)
         self._rules[rule.id] = state
         if rule.triggered:
             await self._start(state, plan)
@@ -241,7 +244,7 @@ class Engine:
         was_active = old.active
         await self._stop(old)
         state = RuleState(rule, self._rule_sources(rule))
-        self.catalog.put_rule(rule)
+        self._persist(rule)
         self._rules[rule_id] = state
         if rule.triggered or was_active:
             await self._start(state, plan)
@@ -309,7 +312,7 @@ class Engine:
         state = self._state(rule_id)
         raw = {**state.rule.raw, "tags": list(tags)}
         state.rule = attrs.evolve(state.rule, tags=tuple(tags), raw=raw)
-        self.catalog.put_rule(state.rule)
+        self._persist(state.rule)
 
     def rule_tags(self, rule_id: str) -> list[str]:
         return list(self._state(rule_id).rule.tags)
@@ -338,6 +341,28 @@ class Engine:
     async def wait_stopped(self, rule_id: str) -> None:
         """Wait until the rule's supervisor has ended (stopped, finished, or out of restart attempts)."""
         await self._state(rule_id).stopped.wait()
+
+    @asynccontextmanager
+    async def query(self, sql: str, buffer: int = 64) -> AsyncIterator[trio.MemoryReceiveChannel[Published]]:
+        """Run ``sql`` as a temporary rule for the duration of the block; yields its emissions.
+
+        The rule is never persisted and is dropped on the way out (the CLI's ``query`` prompt uses this
+        through REST ``POST /query``).
+
+        Raises:
+          EngineError: the query does not parse or plan (nothing is left behind).
+        """
+        self._query_seq += 1
+        rule_id = f"__query_{self._query_seq}"
+        topic = f"oort/query/{rule_id}"
+        async with self.services.memory.subscribe(topic, buffer) as recv:
+            rule = {"id": rule_id, "sql": sql, "actions": [{"memory": {"topic": topic}}], "temp": True}
+            await self.create_rule(rule)
+            try:
+                yield recv
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self.delete_rule(rule_id)
 
     async def publish(self, topic: str, rows: list[Row]) -> None:
         """Publish rows to a memory topic, as a memory sink would (Oort's REST ``POST /memory/{topic}``)."""
@@ -377,10 +402,14 @@ class Engine:
             raise NotFoundError(f"Rule {rule_id} is not found in registry, please check if it is created")
         return state
 
+    def _persist(self, rule: RuleDef) -> None:
+        if not rule.temp:
+            self.catalog.put_rule(rule)
+
     def _set_triggered(self, state: RuleState, triggered: bool) -> None:
         if state.rule.triggered != triggered:
             state.rule = state.rule.with_triggered(triggered)
-            self.catalog.put_rule(state.rule)
+            self._persist(state.rule)
 
     def _plan(self, rule: RuleDef) -> RulePlan:
         """Plan a new or changed rule and validate its connectors' properties, raising what is wrong."""

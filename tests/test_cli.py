@@ -77,7 +77,7 @@ async def test_rule_verbs(tmp_path: Path) -> None:
             code, _, err = await _oort(api.url, "create", "rule", "r3", "{not json")
             assert code == 1 and err.startswith("invalid rule json: ")
 
-            rules = json.loads(await _ok(api, "show", "rules"))
+            rules = json.loads(await _ok(api, "--json", "show", "rules"))
             assert [(r["id"], r["status"]) for r in rules] == [("r1", "running"), ("r2", "running")]
             assert json.loads(await _ok(api, "describe", "rule", "r1"))["sql"] == RULE["sql"]
             assert await _ok(api, "stop", "rule", "r1") == "Rule r1 was stopped.\n"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Final, final
 from urllib.parse import parse_qs
 
 import attrs
 import orjson
+import trio
 
 LOGGER = logging.getLogger("oort.api")
 
@@ -61,6 +62,8 @@ class Response:
     status: int
     body: bytes = b""
     content_type: str = TEXT
+    # A streamed body (chunked): sent piece by piece until the iterator ends or the client disconnects.
+    stream: Callable[[], AsyncIterator[bytes]] | None = None
 
 
 def text(body: str, status: int = 200) -> Response:
@@ -200,7 +203,10 @@ class RestApp:
             # A handler bug must cost one request, never the server.
             LOGGER.exception("%s %s failed", method, path)
             response = error_body(500, 1000, f"internal error: {type(exc).__name__}: {exc}")
-        await _respond(send, response)
+        if response.stream is not None:
+            await _stream(receive, send, response)
+        else:
+            await _respond(send, response)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         for name, value in scope.get("headers", ()):
@@ -226,6 +232,25 @@ async def _respond(send: Send, response: Response) -> None:
     ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body, "more_body": False})
+
+
+async def _stream(receive: Receive, send: Send, response: Response) -> None:
+    """Send a chunked body; a client disconnect cancels the producer (so it can release what it holds)."""
+    assert response.stream is not None
+    headers = [(b"content-type", response.content_type.encode("latin-1")), *_CORS_HEADERS]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    async with trio.open_nursery() as nursery:
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch_disconnect)
+        async for chunk in response.stream():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        nursery.cancel_scope.cancel()
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

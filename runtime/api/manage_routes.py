@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, final
 
@@ -151,6 +152,26 @@ class _Manage:
         self._engine.shutdown_requested.set()
         return text("stop success")
 
+    async def query(self, req: Request) -> Response:
+        """``POST /query``: run a SELECT as a temporary rule; stream each emission as one NDJSON line."""
+        doc = _json(req)
+        sql = doc.get("sql") if isinstance(doc, dict) else None
+        if not isinstance(sql, str) or not sql.strip():
+            raise HttpError(400, 1001, 'Invalid body: expect {"sql": "SELECT ..."}')
+        engine = self._engine
+        try:
+            engine.validate_rule({"id": "query", "sql": sql, "actions": [{"nop": {}}]})
+        except EngineError as exc:
+            raise _fail(exc, "query error") from exc
+
+        async def lines() -> AsyncIterator[bytes]:
+            async with engine.query(sql) as emissions:
+                yield b""  # the rule is running: flush the headers so the client knows
+                async for _, rows in emissions:
+                    yield orjson.dumps(rows) + b"\n"
+
+        return Response(200, content_type="application/x-ndjson", stream=lines)
+
     async def metrics(self, req: Request) -> Response:
         return Response(200, manage.prometheus_text(self._engine).encode(), PROMETHEUS)
 
@@ -172,6 +193,7 @@ def add_manage_routes(router: Router, engine: Engine) -> None:
     router.add("POST", "/ruleset/export", m.export)
     router.add("POST", "/ruleset/import", m.import_)
     router.add("GET", "/metrics", m.metrics)
+    router.add("POST", "/query", m.query)
     conf_kinds: tuple[ConfKind, ...] = ("sources", "sinks")
     for kind in conf_kinds:
         router.add("GET", f"/metadata/{kind}/yaml/{{type}}", functools.partial(m.conf_groups, kind=kind))

@@ -134,6 +134,11 @@ DOCS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("PATCH", "/configs"): _doc("change the log level", (204, None), body=_OBJECT),
     ("GET", "/stop"): _doc("shut the daemon down", errors=()),
     ("POST", "/stop"): _doc("shut the daemon down", errors=()),
+    ("POST", "/query"): _doc(
+        "run a SELECT as a temporary rule; emissions stream back as NDJSON lines",
+        (200, {"application/x-ndjson": {"schema": {"type": "string"}}}),
+        body=_SQL_BODY,
+    ),
     ("GET", "/openapi.json"): _doc("this document", (200, _JSON_ANY), errors=()),
 }
 

@@ -37,6 +37,7 @@ class RuleDef:
     tags: tuple[str, ...]
     version: str
     raw: dict[str, Any]
+    temp: bool = False  # a temporary rule (e.g. a CLI query): never persisted
 
     def with_triggered(self, triggered: bool) -> RuleDef:
         return attrs.evolve(self, triggered=triggered, raw={**self.raw, "triggered": triggered})
@@ -81,6 +82,9 @@ def parse_rule(raw: Mapping[str, Any], defaults: RuleOptions) -> RuleDef:
         raise RuleError(f"invalid rule json: Rule {rule_id} tags must be a list of strings", rule_id)
     version = raw.get("version", "")
     name = raw.get("name", "")
+    temp = raw.get("temp", False)
+    if not isinstance(temp, bool):
+        raise RuleError(f"invalid rule json: Rule {rule_id} temp must be a boolean", rule_id)
     return RuleDef(
         id=rule_id,
         name=name if isinstance(name, str) else "",
@@ -91,6 +95,7 @@ def parse_rule(raw: Mapping[str, Any], defaults: RuleOptions) -> RuleDef:
         tags=tuple(tags),
         version=version if isinstance(version, str) else str(version),
         raw=dict(raw),
+        temp=temp,
     )
 
 
