@@ -13,9 +13,10 @@ from runtime.engine import Engine
 from runtime.errors import EngineError, RuleError
 from runtime.metrics import CONNECTION_METRIC_NAMES, METRIC_NAMES
 from runtime.plan.planner import source_type
-from runtime.sql.ast import StreamDef
+from runtime.sql.ast import StreamDef, Wildcard
 from runtime.sql.ddl import stream_schema
-from runtime.sql.parser import parse_ddl
+from runtime.sql.expr import expr_text
+from runtime.sql.parser import parse_ddl, parse_select
 
 STATUS_VALUE = {"running": 1, "starting": 1, "stopped": 0, "stopped by error": -1}
 
@@ -62,6 +63,31 @@ def topology(engine: Engine, rule_id: str) -> dict[str, Any]:
     if chain:
         edges.setdefault(chain[-1], []).extend(sinks)
     return {"sources": sources, "edges": edges}
+
+
+def explain(engine: Engine, rule_id: str) -> str:
+    """``GET /rules/{id}/explain``: the logical plan, one JSON line per node, indented by depth (eKuiper's shape)."""
+    rule = engine.get_rule(rule_id)
+    select = parse_select(str(rule.get("sql", "")))
+    nodes: list[dict[str, str]] = []
+    fields = [
+        "*" if isinstance(f.expr, Wildcard) else f"{expr_text(f.expr)}{' AS ' + f.alias if f.alias else ''}"
+        for f in select.fields
+    ]
+    nodes.append({"op": "ProjectPlan", "info": f"Fields:[ {', '.join(fields)} ]"})
+    if select.where is not None:
+        nodes.append({"op": "FilterPlan", "info": f"Condition:{{ {expr_text(select.where)} }}"})
+    for ref in select.sources:
+        info = f"StreamName: {ref.name}"
+        for kind in ("stream", "table"):
+            if ref.name in engine.list_streams(kind):
+                names = [f.name for f in engine.get_stream(kind, ref.name).fields]
+                info += f", StreamFields:[ {', '.join(names)} ]" if names else ", SchemaLess"
+        nodes.append({"op": "DataSourcePlan", "info": info})
+    return "".join(
+        "\t" * depth + orjson.dumps({"op": f"{node['op']}_{depth}", "info": node["info"]}).decode() + "\n"
+        for depth, node in enumerate(nodes)
+    )
 
 
 def match_tags(engine: Engine, tags: list[str]) -> list[str]:

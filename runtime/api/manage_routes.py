@@ -76,6 +76,12 @@ class _Manage:
         except EngineError as exc:
             raise _fail(exc, "get rule topo error") from exc
 
+    async def explain(self, req: Request) -> Response:
+        try:
+            return text(manage.explain(self._engine, req.params["id"]))
+        except EngineError as exc:
+            raise _fail(exc, "explain rule error") from exc
+
     async def tags(self, req: Request) -> Response:
         try:
             manage.change_tags(self._engine, req.params["id"], _tags(req), req.method)
@@ -189,6 +195,7 @@ def add_manage_routes(router: Router, engine: Engine) -> None:
     for method in ("PUT", "PATCH", "DELETE"):
         router.add(method, "/rules/{id}/tags", m.tags)
     router.add("GET", "/rules/{id}/topo", m.topo)
+    router.add("GET", "/rules/{id}/explain", m.explain)
     router.add("GET", "/v2/rules/{id}/status", m.status_v2)
     router.add("POST", "/ruleset/export", m.export)
     router.add("POST", "/ruleset/import", m.import_)

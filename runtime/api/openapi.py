@@ -114,6 +114,7 @@ DOCS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         "status and metrics (typed JSON)", (200, _JSON_ANY), errors=(400, 404)
     ),
     ("GET", "/rules/{id}/topo"): _doc("topology of a running rule", (200, _JSON_ANY), errors=(400, 404)),
+    ("GET", "/rules/{id}/explain"): _doc("the logical plan, one JSON line per node", errors=(400, 404)),
     ("POST", "/rules/validate"): _doc(
         "validate a rule without creating it", (200, _JSON_ANY), body=_OBJECT, errors=(400, 422)
     ),
