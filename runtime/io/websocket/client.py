@@ -1,0 +1,498 @@
+"""Websocket client mode: shared, refcounted outgoing connections that reconnect forever.
+
+One ``WsClient`` per distinct target (URL with path and query, TLS files, headers, open message, timeouts) is
+shared by every source and sink that names it; ``WsClientPool.subscribe`` hands them out engine-wide. Each
+client is one task in the engine's supervisor nursery running dial -> serve -> back off -> dial again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, final
+
+import attrs
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    wrap_client_stream,
+)
+
+from runtime.clock import Clock
+from runtime.errors import SinkError
+from runtime.formats.decode import DecodeError, Decoder
+from runtime.io.contract import Batch, ConnectionMetrics, ErrorItem, Event, Outbox, Row
+from runtime.io.websocket.conf import WsConf
+from runtime.io.websocket.tls import (
+    Transport,
+    WatchedStream,
+    WsTarget,
+    client_ssl_context,
+    dial,
+    resolve_target,
+)
+
+LOGGER = logging.getLogger("oort.websocket.client")
+
+POOL_KEY = "websocket.clients"  # the pool's name in ``Services.shared``
+CLOSE_TIMEOUT = 1.0  # seconds granted to the websocket close handshake when a client is released
+MIN_RETRY_DELAY = 0.001  # floor for a zero reconnectMinDelay, so a dead peer never means a busy loop
+
+CONNECTING, CONNECTED, DISCONNECTED = 0, 1, -1  # ConnectionMetrics.status values (SURFACE.md §F)
+
+
+class _AttemptFailed(Exception):
+    """A failure this module detects itself (timeouts, missing pong); its message is the reason."""
+
+
+# What one attempt may fail with, all retried: refused/unreachable (OSError), TLS (ssl errors, usually as the
+# cause of BrokenResourceError), handshake rejected or timed out (HandshakeError), peer went away, and our own
+# timeouts (_AttemptFailed).
+_RETRYABLE = (
+    OSError,
+    ssl.SSLError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,
+    HandshakeError,
+    ConnectionClosed,
+    _AttemptFailed,
+)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A one-line reason for a failed attempt, fit for ``last_disconnected_message`` (never the query)."""
+    if isinstance(exc, ConnectionRejected):
+        return f"websocket handshake rejected with HTTP {exc.status_code}"
+    if isinstance(exc, ConnectionClosed):
+        if exc.reason is None:
+            return "connection closed"
+        text = f": {exc.reason.reason}" if exc.reason.reason else ""
+        return f"connection closed by peer (code {exc.reason.code}{text})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc}"
+    if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError) and exc.__cause__ is not None:
+        return describe_failure(exc.__cause__)  # trio wraps the ssl error that says what went wrong
+    if isinstance(exc, OSError) and isinstance(exc.__cause__, BaseExceptionGroup):
+        # trio.open_tcp_stream: "all attempts to connect to h:p failed", caused by one error per address.
+        # Each leaf's text repeats the address; its errno says all that is new.
+        details = "; ".join(
+            os.strerror(leaf.errno) if isinstance(leaf, OSError) and leaf.errno else str(leaf)
+            for leaf in _leaves(exc.__cause__)
+        )
+        return f"{exc}: {details}" if details else str(exc)
+    if isinstance(exc, _AttemptFailed | OSError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+@final
+class _Subscriber:
+    __slots__ = ("metrics", "outbox", "stream")
+
+    def __init__(self, metrics: ConnectionMetrics, stream: str | None, outbox: Outbox | None) -> None:
+        self.metrics = metrics
+        self.stream = stream
+        self.outbox = outbox
+
+
+@final
+class _StreamGroup:
+    """The subscribers of one stream on a connection: a frame is decoded once for all of them."""
+
+    __slots__ = ("decoder", "subscribers")
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
+        self.subscribers: list[_Subscriber] = []
+
+
+@final
+class WsClient:
+    """One shared client connection and its reconnect loop. Built only by ``WsClientPool``.
+
+    Attributes:
+      target: what it dials. metrics: its own connection state, mirrored into every subscriber's metrics.
+    """
+
+    def __init__(
+        self, target: WsTarget, ssl_context: ssl.SSLContext | None, clock: Clock, ids: Iterator[int]
+    ) -> None:
+        self.target = target
+        self.metrics = ConnectionMetrics()
+        self._ssl = ssl_context
+        self._clock = clock
+        self._ids = ids
+        self._rng = random.Random()
+        self._subscribers: list[_Subscriber] = []
+        self._groups: dict[str, _StreamGroup] = {}
+        self._ws: WebSocketConnection | None = None  # set while connected
+        self._meta: Row = {"path": target.path, "connectionId": ""}
+        self._connection_id = ""
+        self._connected = trio.Event()
+        self._changed = trio.Event()  # set (and replaced) on every metrics update
+        self._scope = trio.CancelScope()
+        self._session: trio.CancelScope | None = None
+        self._stopped = trio.Event()
+        self._ran = False
+        self._delivering = False  # a frame is being awaited into outboxes (see _ping)
+
+    @property
+    def url(self) -> str:
+        """The URL without its query string."""
+        return self.target.redacted
+
+    @property
+    def connection_id(self) -> str:
+        """Id of the current (or last) established connection; "" before the first one."""
+        return self._connection_id
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one frame: text for ``str``, binary for ``bytes``.
+
+        Raises:
+          SinkError: not connected right now (the reconnect loop keeps trying meanwhile).
+        """
+        ws = self._ws
+        if ws is None:
+            raise SinkError(f"websocket {self.url} is not connected")
+        try:
+            await ws.send_message(message)
+        except ConnectionClosed as exc:
+            raise SinkError(f"websocket {self.url} is not connected: {describe_failure(exc)}") from None
+
+    async def wait_connected(self) -> None:
+        """Return once the client is connected (at once if it is)."""
+        while self._ws is None:
+            await self._connected.wait()
+
+    async def wait_status(self, status: int) -> None:
+        """Return once ``metrics.status`` is ``status`` (CONNECTING, CONNECTED or DISCONNECTED)."""
+        while self.metrics.status != status:
+            await self._changed.wait()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep a connection to the target: dial, serve frames, back off, dial again.
+
+        Started in the supervisor nursery; ``task_status.started()`` is called at once (a client that is still
+        connecting is running). Frames are decoded once per subscribed stream and awaited into each
+        subscriber's outbox, so a full rule buffer stops reading from the socket (TCP pushes back).
+
+        Returns: This function never returns unless cancelled (``stop``).
+
+        Error handling: every connection problem (refused, TLS, handshake rejected, closed by peer, timeouts)
+        is recorded in ``metrics``, logged once per state change, and retried with exponential backoff and
+        jitter between ``reconnectMinDelay`` and ``reconnectMaxDelay``. Anything else is a bug and crashes.
+
+        Cancellation: ``stop`` ends the session with a close frame (bounded by ``CLOSE_TIMEOUT``).
+        """
+        self._ran = True
+        try:
+            with self._scope:
+                task_status.started()
+                failures = 0
+                while True:
+                    self._update(last_try_time=self._clock.now_ms())
+                    reason = await self._attempt()
+                    if self._scope.cancel_called:
+                        break  # stopped: the session ended because we closed it, nothing to report
+                    failures = 1 if self.metrics.status == CONNECTED else failures + 1
+                    self._lost(reason)
+                    await trio.sleep(self._backoff(failures))
+        finally:
+            self._ws = None
+            self._stopped.set()
+
+    async def stop(self) -> None:
+        """Cancel the loop and wait until the connection is closed. Idempotent."""
+        self._scope.cancel()
+        if self._session is not None:
+            self._session.cancel()
+        if self._ran:  # never started (the nursery refused it): nothing to wait for
+            await self._stopped.wait()
+
+    async def _attempt(self) -> str:
+        """Dial once and serve until the connection ends; returns why it ended."""
+        conf = self.target.conf
+        try:
+            with trio.fail_after(conf.connect_timeout):
+                stream = await dial(self.target.host, self.target.port, self._ssl)
+        except trio.TooSlowError:
+            return f"connect timed out after {conf.connect_timeout:g}s"
+        except _RETRYABLE as exc:
+            return describe_failure(exc)
+        reason = "connection closed"
+        try:
+            async with trio.open_nursery() as nursery:
+                # The websocket's reader task runs in this nursery and must outlive a stop() long enough to
+                # finish the close handshake, so the nursery is shielded and stop() cancels the session instead.
+                nursery.cancel_scope.shield = True
+                await self._session_in(nursery, stream)
+        except* _RETRYABLE as group:
+            reason = describe_failure(next(_leaves(group)))
+        finally:
+            await trio.aclose_forcefully(stream)
+        return reason
+
+    async def _session_in(self, nursery: trio.Nursery, transport: Transport) -> None:
+        conf = self.target.conf
+        stream = WatchedStream(transport)
+        ws: WebSocketConnection | None = None
+        try:
+            with trio.CancelScope() as self._session:
+                if self._scope.cancel_called:
+                    self._session.cancel()
+                with trio.move_on_after(conf.connect_timeout) as handshake:
+                    ws = await self._handshake(nursery, stream)
+                if ws is None:
+                    if stream.error is not None:
+                        raise stream.error  # e.g. the server's TLS alert rejecting our certificate
+                    if stream.ended.is_set():
+                        raise _AttemptFailed(self._early_eof_reason())
+                    if handshake.cancelled_caught:
+                        raise _AttemptFailed(f"websocket handshake timed out after {conf.connect_timeout:g}s")
+                    return  # stopped during the handshake
+                if conf.open_message:
+                    # Before anyone may send: subscribe-style feeds expect the open message first.
+                    await ws.send_message(conf.open_message)
+                self._connected_now(ws)
+                async with trio.open_nursery() as inner:
+                    if conf.ping_interval > 0:
+                        inner.start_soon(self._ping, ws, conf.ping_interval)
+                    await self._receive(ws)
+        finally:
+            self._session = None
+            self._ws = None
+            if ws is not None:
+                with trio.move_on_after(CLOSE_TIMEOUT):
+                    await ws.aclose()
+
+    def _early_eof_reason(self) -> str:
+        reason = "connection closed by the server during the websocket handshake"
+        if self._ssl is not None:
+            # TLS 1.3 verifies the client certificate after the client's handshake is done, and servers often
+            # drop the connection without an alert: this EOF is then the only sign of a rejected certificate.
+            reason += " (TLS: the server may have rejected the client certificate)"
+        return reason
+
+    async def _handshake(self, nursery: trio.Nursery, stream: WatchedStream) -> WebSocketConnection | None:
+        """The websocket opening handshake, or None as soon as the transport ends first."""
+        ws: WebSocketConnection | None = None
+        headers = [(k.encode(), v.encode()) for k, v in self.target.conf.request_headers.items()]
+        async with trio.open_nursery() as race:
+            race.start_soon(_cancel_when_set, stream.ended, race.cancel_scope)
+            ws = await wrap_client_stream(
+                nursery,  # the reader task must outlive this race: it serves the whole session
+                stream,  # type: ignore[arg-type]  # any trio Stream works; the hint lists only two
+                self.target.host_header,
+                self.target.resource,
+                extra_headers=headers,
+                max_message_size=self.target.conf.max_message_size,
+            )
+            race.cancel_scope.cancel()
+        return ws
+
+    async def _ping(self, ws: WebSocketConnection, interval: float) -> None:
+        # Detects half-open connections (peer vanished without a FIN), which would otherwise wait forever.
+        while True:
+            await trio.sleep(interval)
+            with trio.move_on_after(interval) as waited:
+                await ws.ping()
+            # While a full rule buffer holds up delivery, trio-websocket's reader is stuck on its one-slot queue
+            # and cannot see the pong: that is backpressure, not a dead peer.
+            if waited.cancelled_caught and not self._delivering:
+                raise _AttemptFailed(f"no pong within {interval:g}s")
+
+    async def _receive(self, ws: WebSocketConnection) -> None:
+        while True:
+            payload = await ws.get_message()
+            self._delivering = True
+            try:
+                await self._deliver(payload)
+            finally:
+                self._delivering = False
+
+    async def _deliver(self, payload: str | bytes) -> None:
+        ts = self._clock.now_ms()
+        for group in tuple(self._groups.values()):
+            batch: Batch
+            try:
+                batch = [Event(row, ts, self._meta) for row in group.decoder(payload)]
+            except DecodeError as exc:
+                batch = [ErrorItem(f"websocket {self.url}: {exc}")]
+            except Exception as exc:  # a faulty decoder must not take the shared connection (and engine) down
+                batch = [ErrorItem(f"websocket {self.url}: decoder failed: {type(exc).__name__}: {exc}")]
+            if not batch:
+                continue
+            for sub in tuple(group.subscribers):
+                if sub.outbox is None or sub not in group.subscribers:
+                    continue  # left while an earlier subscriber was being served
+                try:
+                    await sub.outbox.send(batch)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    continue  # its rule is stopping; it unsubscribes on the way out
+
+    def _backoff(self, failures: int) -> float:
+        conf = self.target.conf
+        low = max(conf.reconnect_min_delay, MIN_RETRY_DELAY)
+        high = max(conf.reconnect_max_delay, low)
+        ceiling = min(high, low * 2.0 ** min(failures - 1, 60))
+        # "Equal jitter": half fixed, half random, so clients dropped together do not redial in lockstep.
+        return self._rng.uniform(max(low, ceiling / 2), ceiling)
+
+    def _connected_now(self, ws: WebSocketConnection) -> None:
+        self._connection_id = str(next(self._ids))
+        self._meta = {"path": self.target.path, "connectionId": self._connection_id}
+        self._ws = ws
+        self._update(status=CONNECTED, last_connected_time=self._clock.now_ms())
+        self._connected.set()
+        LOGGER.info("websocket client %s connected (connection %s)", self.url, self._connection_id)
+
+    def _lost(self, reason: str) -> None:
+        previous = self.metrics.status
+        if self._connected.is_set():
+            self._connected = trio.Event()
+        if previous == DISCONNECTED:
+            self._update(last_disconnected_message=reason)  # a failed retry: not a state change, not logged
+            return
+        self._update(
+            status=DISCONNECTED, last_disconnected_time=self._clock.now_ms(), last_disconnected_message=reason
+        )
+        verb = "disconnected" if previous == CONNECTED else "cannot connect"
+        LOGGER.warning("websocket client %s %s: %s; retrying", self.url, verb, reason)
+
+    def _update(self, **changes: Any) -> None:
+        self.metrics = attrs.evolve(self.metrics, **changes)
+        for sub in self._subscribers:
+            _mirror(self.metrics, sub.metrics)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _join(self, sub: _Subscriber, decoder: Decoder | None) -> None:
+        self._subscribers.append(sub)
+        _mirror(self.metrics, sub.metrics)
+        if sub.stream is not None and decoder is not None and sub.outbox is not None:
+            # Subscribers of one stream share its decoder: the first one's is used for all.
+            self._groups.setdefault(sub.stream, _StreamGroup(decoder)).subscribers.append(sub)
+
+    def _leave(self, sub: _Subscriber) -> None:
+        self._subscribers.remove(sub)
+        sub.metrics.status = CONNECTING
+        if sub.stream is None:
+            return
+        group = self._groups.get(sub.stream)
+        if group is not None and sub in group.subscribers:
+            group.subscribers.remove(sub)
+            if not group.subscribers:
+                del self._groups[sub.stream]
+
+    def __repr__(self) -> str:
+        status = {CONNECTING: "connecting", CONNECTED: "connected", DISCONNECTED: "disconnected"}
+        return f"<WsClient {self.url} {status[self.metrics.status]} subscribers={len(self._subscribers)}>"
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+def _mirror(source: ConnectionMetrics, dest: ConnectionMetrics) -> None:
+    dest.status = source.status
+    dest.last_connected_time = source.last_connected_time
+    dest.last_disconnected_time = source.last_disconnected_time
+    dest.last_disconnected_message = source.last_disconnected_message
+    dest.last_try_time = source.last_try_time
+
+
+@final
+class WsClientPool:
+    """The engine's shared websocket client connections, keyed by ``WsTarget`` and refcounted.
+
+    Get it with ``client_pool(services)``; one exists per engine (``Services.shared``).
+    """
+
+    def __init__(self, services: Any) -> None:
+        self._services = services
+        self._clients: dict[WsTarget, WsClient] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def client_count(self) -> int:
+        """Live shared connections (tests use it to prove sharing and release)."""
+        return len(self._clients)
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        conf: WsConf,
+        path: str,
+        *,
+        clock: Clock,
+        metrics: ConnectionMetrics,
+        stream: str | None = None,
+        decoder: Decoder | None = None,
+        outbox: Outbox | None = None,
+    ) -> AsyncIterator[WsClient]:
+        """Use the shared connection for ``conf`` + ``path`` for the duration of the ``async with`` block.
+
+        Args:
+          conf: a client-mode conf group. path: the stream's DATASOURCE or the action's path (query kept).
+          clock: the engine clock (timestamps). metrics: the caller's ``ctx.connection``, kept in sync.
+          stream, decoder, outbox: for sources: frames are decoded once per ``stream`` with the first
+            subscriber's ``decoder`` and each batch is awaited into ``outbox``. Sinks pass none of them.
+
+        Yields: the ``WsClient`` (``send``, ``wait_connected``). It may still be connecting.
+
+        Raises:
+          SourceError: a bad address or path, or TLS files that cannot be loaded. Connection problems never
+            raise: they are retried forever and reported through ``metrics``.
+
+        Cancellation: leaving the block unsubscribes; the last subscriber out closes the connection (shielded,
+        bounded) before the block exits.
+        """
+        target = resolve_target(conf, path)
+        client = self._clients.get(target)
+        fresh = client is None
+        if client is None:
+            client = self._clients[target] = WsClient(target, client_ssl_context(conf), clock, self._ids)
+        sub = _Subscriber(metrics, stream, outbox)
+        client._join(sub, decoder)
+        try:
+            if fresh:
+                await self._services.nursery.start(client.run)
+            yield client
+        finally:
+            client._leave(sub)
+            if not client.subscriber_count and self._clients.get(target) is client:
+                del self._clients[target]
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT * 2):
+                    await client.stop()
+
+    def __repr__(self) -> str:
+        return f"<WsClientPool clients={len(self._clients)}>"
+
+
+def client_pool(services: Any) -> WsClientPool:
+    """The engine-wide client pool kept in ``services`` (made on first use)."""
+    pool: WsClientPool = services.shared(POOL_KEY, lambda: WsClientPool(services))
+    return pool
