@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+import trio
 
 from runtime.config import ConfKind, delete_conf_group, load_conf_groups, save_conf_group
 from runtime.engine import Engine
@@ -259,3 +260,33 @@ def remove_conf_group(engine: Engine, kind: ConfKind, type_name: str, key: str) 
     if users:
         raise EngineError(f"conf key {key} of {type_name} is in use by running rule(s): {', '.join(users)}")
     delete_conf_group(engine.etc_dir, kind, type_name, key)
+
+
+async def test_connection(engine: Engine, type_name: str, props: Mapping[str, Any]) -> str:
+    """``POST /metadata/sources/connection/{type}``: can a conf group connect? Only websocket client mode dials.
+
+    Uses the engine's real shared-connection pool (joining an identical live connection if one exists), waits
+    up to the conf group's ``connectTimeout`` for the connection, and reports the failure reason otherwise.
+
+    Raises:
+      EngineError: the type has no connection test, the properties are invalid, or the connection failed.
+    """
+    if type_name != "websocket":
+        raise EngineError(f"connection test is not supported for source type {type_name}")
+    from runtime.io.contract import ConnectionMetrics
+    from runtime.io.websocket.client import client_pool
+    from runtime.io.websocket.conf import parse_ws_conf
+
+    values = dict(props)
+    path = str(values.pop("datasource", "/") or "/")
+    conf = parse_ws_conf(values, "connection test")
+    if conf.server_mode:
+        raise EngineError("connection test: addr is empty (server mode has nothing to dial)")
+    metrics = ConnectionMetrics()
+    async with client_pool(engine.services).subscribe(
+        conf, path, clock=engine.clock, metrics=metrics
+    ) as client:
+        with trio.move_on_after(conf.connect_timeout + 0.5):
+            await client.wait_connected()
+            return f"connected to {client.url}"
+    raise EngineError(f"cannot connect to {client.url}: {metrics.last_disconnected_message or 'timed out'}")

@@ -140,6 +140,15 @@ class _Manage:
             raise _fail(exc, "") from exc
         return Response(200)
 
+    async def connection(self, req: Request) -> Response:
+        props = _json(req)
+        if not isinstance(props, dict):
+            raise HttpError(400, 1001, "Invalid body: expect a JSON object of conf properties")
+        try:
+            return text(await manage.test_connection(self._engine, req.params["type"], props))
+        except EngineError as exc:
+            raise _fail(exc, "") from exc
+
     async def configs(self, req: Request) -> Response:
         doc = _json(req)
         if not isinstance(doc, dict):
@@ -214,6 +223,7 @@ def add_manage_routes(router: Router, engine: Engine) -> None:
             f"/metadata/{kind}/{{type}}/confKeys/{{key}}",
             functools.partial(m.delete_conf_group, kind=kind),
         )
+    router.add("POST", "/metadata/sources/connection/{type}", m.connection)
     router.add("PATCH", "/configs", m.configs)
     router.add("GET", "/stop", m.stop)
     router.add("POST", "/stop", m.stop)

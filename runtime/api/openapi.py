@@ -132,6 +132,9 @@ DOCS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ),
     **_conf_docs("sources"),
     **_conf_docs("sinks"),
+    ("POST", "/metadata/sources/connection/{type}"): _doc(
+        "test whether a conf group connects (websocket client mode dials)", body=_OBJECT
+    ),
     ("PATCH", "/configs"): _doc("change the log level", (204, None), body=_OBJECT),
     ("GET", "/stop"): _doc("shut the daemon down", errors=()),
     ("POST", "/stop"): _doc("shut the daemon down", errors=()),

@@ -12,6 +12,8 @@ import trio
 import trio.testing
 
 from tests.api.harness import IO_TIMEOUT, Api, running_api
+from tests.io.websocket.client_peer import Peer
+from tests.tls_certs import Certs
 
 STREAM = (
     'CREATE STREAM demo (size BIGINT, color STRING) WITH (TYPE="memory", DATASOURCE="demo", FORMAT="JSON")'
@@ -203,3 +205,35 @@ async def test_metrics_parse_with_prometheus_client(api: Api) -> None:
     # prometheus_client strips the _total suffix from counter family names
     sink_in = families["oort_sink_records_in"].samples
     assert [(s.labels["op"], s.value) for s in sink_in if s.name.endswith("_total")] == [("sink_nop_0", 1.0)]
+
+
+async def test_connection_test_dials_websocket_client_mode(api: Api, certs: Certs) -> None:
+    peer = Peer()
+    async with trio.open_nursery() as nursery:
+        await peer.start(nursery)
+        with trio.fail_after(IO_TIMEOUT):
+            ok = await api.client.post(
+                "/metadata/sources/connection/websocket",
+                json={"addr": f"127.0.0.1:{peer.port}", "datasource": "/api/data"},
+            )
+            assert (ok.status_code, ok.text) == (200, f"connected to ws://127.0.0.1:{peer.port}/api/data")
+            wrong_ca = await api.client.post(
+                "/metadata/sources/connection/websocket",
+                json={
+                    "addr": f"wss://127.0.0.1:{peer.port}",
+                    "rootCaPath": str(certs.other_ca),
+                    "connectTimeout": 1,
+                },
+            )
+            assert wrong_ca.status_code == 400
+            await peer.stop()
+            refused = await api.client.post(
+                "/metadata/sources/connection/websocket",
+                json={"addr": f"127.0.0.1:{peer.port}", "connectTimeout": 1},
+            )
+            assert refused.status_code == 400
+            assert refused.json()["message"].startswith(f"cannot connect to ws://127.0.0.1:{peer.port}/")
+            server_mode = await api.client.post("/metadata/sources/connection/websocket", json={})
+            assert server_mode.status_code == 400
+            assert (await api.client.post("/metadata/sources/connection/mqtt", json={})).status_code == 400
+        nursery.cancel_scope.cancel()
