@@ -36,6 +36,8 @@ usage: oort [--host URL] COMMAND ...
   create confkey sources|sinks TYPE KEY '<json>'    show confkeys sources|sinks TYPE
   drop confkey sources|sinks TYPE KEY
   query                                             interactive: each line is a SELECT run until Ctrl-C
+  replay --ddl DDL.sql --rule RULE.json --input EVENTS.jsonl [--clock-start MS]
+                                                    run a rule offline on a mock clock; one JSON array per emission
 
 --json prints machine-readable JSON instead of tables (show rules).
 
@@ -302,6 +304,37 @@ def _serve(args: list[str]) -> int:
     return daemon.main(etc_dir=Path(options["--etc"]), data_dir=Path(options["--data"]))
 
 
+def _replay(args: list[str]) -> int:
+    flags = {"--ddl": "", "--rule": "", "--input": "", "--clock-start": ""}
+    while args:
+        flag, _, value = args[0].partition("=")
+        if flag not in flags:
+            raise _UsageError(f"replay: unknown option {args[0]!r}")
+        if not value:
+            if len(args) < 2:
+                raise _UsageError(f"replay: {flag} needs a value")
+            value, args = args[1], args[1:]
+        flags[flag], args = value, args[1:]
+    missing = [f for f in ("--ddl", "--rule", "--input") if not flags[f]]
+    if missing:
+        raise _UsageError(f"replay: missing {', '.join(missing)}")
+    start = flags["--clock-start"]
+    if start and not start.isdigit():
+        raise _UsageError("replay: --clock-start must be epoch milliseconds")
+    from runtime import replay  # lazily, like serve: it imports the engine
+    from runtime.errors import EngineError
+
+    try:
+        lines = replay.run_cli(
+            Path(flags["--ddl"]), Path(flags["--rule"]), Path(flags["--input"]), int(start) if start else None
+        )
+    except (OSError, ValueError, EngineError) as exc:
+        raise _Failure(f"replay: {exc}") from exc
+    for line in lines:
+        print(line)
+    return 0
+
+
 def _split_host(args: list[str]) -> tuple[str, list[str]]:
     host = DEFAULT_HOST
     while args and args[0].startswith("--host"):
@@ -328,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if args else 2
         if args[0] == "serve":
             return _serve(args)
+        if args[0] == "replay":
+            return _replay(args[1:])
         as_json = "--json" in args
         args = [a for a in args if a != "--json"]
         client = _Client(host, as_json=as_json)

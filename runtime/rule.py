@@ -25,6 +25,7 @@ from runtime.io.sinkprops import SinkProps
 from runtime.metrics import OpMetrics, RuleMetrics
 from runtime.plan.planner import RulePlan, build_sink, build_source
 from runtime.sql.expr import EvalContext, EvalError
+from runtime.window_rule import WindowOperator
 
 LOGGER = logging.getLogger("oort.rule")
 
@@ -79,12 +80,17 @@ async def run_rule(
     m_source = metrics.add(
         OpMetrics(f"source_{plan.stream.name}", _channel_len(src_recv), src_ctx.connection)
     )
-    seq = 2
-    m_filter = None
-    if plan.has_where:
-        m_filter = metrics.add(OpMetrics(f"op_{seq}_filter"))
-        seq += 1
-    m_project = metrics.add(OpMetrics(f"op_{seq}_project"))
+    operator: _Operator | WindowOperator
+    if plan.window is not None:
+        operator = WindowOperator(plan, env.clock, m_source, metrics)
+    else:
+        seq = 2
+        m_filter = None
+        if plan.has_where:
+            m_filter = metrics.add(OpMetrics(f"op_{seq}_filter"))
+            seq += 1
+        m_project = metrics.add(OpMetrics(f"op_{seq}_project"))
+        operator = _Operator(plan, env.clock, m_source, m_filter, m_project)
 
     sinks: list[tuple[Sink, SinkProps, trio.MemoryReceiveChannel[list[Emission]], OpMetrics]] = []
     sends: list[trio.MemorySendChannel[list[Emission]]] = []
@@ -97,7 +103,6 @@ async def run_rule(
         sinks.append((sink, sink_props, recv, m_sink))
         sends.append(send)
 
-    operator = _Operator(plan, env.clock, m_source, m_filter, m_project)
     policy = rule.options.buffer_full_policy
     outbox: Outbox = (
         src_send if policy == "block" else DroppingOutbox(src_send, src_recv.clone(), policy, m_source)

@@ -2,20 +2,31 @@
 
 A decoder is built once per stream (``make_decoder``) and called once per frame, whichever number of rules read
 the stream. It returns the frame's rows or raises ``DecodeError`` with a message fit for ``last_exception``.
+Everything that depends only on the stream (field names, delimiter, the strict-validation converter) is worked
+out when the decoder is built, so a frame pays only for parsing it.
+
+Formats: ``json`` (object -> one row, array of objects -> one row each), ``binary`` (the whole payload in
+``self`` or the stream's single BYTEA field) and ``delimited`` (DELIMITER-separated cells into the schema's
+field names, or ``col0``, ``col1``… when schemaless). Text and binary payloads are accepted by every format.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from runtime.errors import EngineError, PlanError
+from runtime.formats.schema import Mismatch, RowConverter, row_converter, text_converter
 from runtime.io.contract import Row
-from runtime.sql.ast import StreamDef
+from runtime.sql.ast import SimpleType, StreamDef
 
 Decoder = Callable[[bytes | str], list[Row]]
 """Frame payload (text or binary) -> rows. Raises DecodeError for a payload that is not valid for the format."""
+
+DECODER_FORMATS = ("binary", "delimited", "json")
+"""The stream FORMATs Oort can decode."""
 
 
 class DecodeError(EngineError):
@@ -24,10 +35,17 @@ class DecodeError(EngineError):
     code = 1004
 
 
+def _kind(doc: object) -> str:
+    if isinstance(doc, list):
+        return "an empty array" if not doc else "an array with a non-object element"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(type(doc), "null")
+
+
 def _json(payload: bytes | str) -> list[Row]:
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
+        # orjson reports bad UTF-8 in bytes as a JSON error; say what it is, users look for "UTF-8".
         raise DecodeError(f"invalid JSON: {exc}") from None
     if isinstance(doc, dict):
         return [doc]
@@ -36,19 +54,93 @@ def _json(payload: bytes | str) -> list[Row]:
     raise DecodeError(f"expected a JSON object or an array of objects, got {_kind(doc)}")
 
 
-def _kind(doc: object) -> str:
-    if isinstance(doc, list):
-        return "an empty array" if not doc else "an array with a non-object element"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(type(doc), "null")
+def _text(payload: bytes | str) -> str:
+    if isinstance(payload, str):
+        return payload
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"invalid UTF-8 at byte {exc.start}: {exc.reason}") from None
+
+
+def _strict(decode: Decoder, convert: RowConverter) -> Decoder:
+    def strict(payload: bytes | str) -> list[Row]:
+        rows = decode(payload)
+        try:
+            return [convert(row) for row in rows]
+        except Mismatch as exc:
+            # eKuiper's wording, so sendError rows and last_exception read the same as there.
+            raise DecodeError(f"error in preprocessor: {exc}") from None
+
+    return strict
+
+
+def _binary_decoder(stream: StreamDef) -> Decoder:
+    if stream.schemaless:
+        field = "self"
+    elif len(stream.fields) == 1 and stream.fields[0].type == SimpleType("bytea"):
+        field = stream.fields[0].name
+    else:
+        raise PlanError(f"stream {stream.name}: FORMAT binary needs no schema or exactly one BYTEA field")
+
+    def binary(payload: bytes | str) -> list[Row]:
+        return [{field: payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)}]
+
+    return binary
+
+
+def _delimited_decoder(stream: StreamDef) -> Decoder:
+    delimiter = stream.options.delimiter or ","
+    names = [field.name for field in stream.fields]
+    convert: Callable[[int, str], Any] | None = None
+    if stream.options.strict_validation and names:
+        # Cells are text: convert them by declared type (a number from "21"), not "same kind" as for JSON.
+        converters = [text_converter(field.type) for field in stream.fields]
+
+        def convert(index: int, cell: str) -> Any:
+            try:
+                return converters[index](cell)
+            except Mismatch as exc:
+                raise DecodeError(
+                    f"error in preprocessor: field {names[index]} type mismatch: {exc}"
+                ) from None
+
+    def delimited(payload: bytes | str) -> list[Row]:
+        line = _text(payload).rstrip("\r\n")
+        cells = line.split(delimiter)
+        if not names:
+            return [{f"col{index}": cell for index, cell in enumerate(cells)}]
+        if len(cells) > len(names):
+            raise DecodeError(
+                f"delimited: {len(cells)} values for the {len(names)} fields of stream {stream.name}"
+            )
+        if convert is None:
+            return [dict(zip(names, cells, strict=False))]
+        return [{names[i]: convert(i, cell) for i, cell in enumerate(cells)}]
+
+    return delimited
 
 
 def make_decoder(stream: StreamDef) -> Decoder:
-    """The decoder for a stream's FORMAT (and, later, its schema and STRICT_VALIDATION).
+    """The decoder for a stream's FORMAT, schema and STRICT_VALIDATION, built once per stream.
+
+    Without STRICT_VALIDATION (or without a schema) values are left as decoded; with both, JSON fields are
+    converted to their declared types and a mismatch is a ``DecodeError`` in eKuiper's words
+    (``error in preprocessor: field size type mismatch: cannot convert string(red) to int64``).
 
     Raises:
-      PlanError: the format has no decoder.
+      PlanError: the format has no decoder, or a binary stream's schema is not a single BYTEA field.
     """
-    fmt = stream.options.format.lower()
+    fmt = stream.options.format.lower() or "json"
     if fmt == "json":
+        if stream.options.strict_validation and stream.fields:
+            return _strict(_json, row_converter(stream.fields))
         return _json
-    raise PlanError(f"stream {stream.name}: FORMAT {stream.options.format!r} cannot be decoded yet")
+    if fmt == "binary":
+        return _binary_decoder(stream)
+    if fmt == "delimited":
+        return _delimited_decoder(stream)
+    raise PlanError(
+        f"stream {stream.name}: FORMAT {stream.options.format!r} cannot be decoded; "
+        f"supported: {', '.join(DECODER_FORMATS)}"
+    )

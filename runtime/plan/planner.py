@@ -17,6 +17,7 @@ from runtime.errors import ConfigError, PlanError
 from runtime.io.contract import IoContext, Sink, SinkSpec, Source, SourceSpec
 from runtime.io.registry import Registry
 from runtime.io.sinkprops import SinkProps
+from runtime.ops.aggregate import WindowPlan, plan_window
 from runtime.ops.project import FilterProject, compile_filter_project
 from runtime.plan.catalog import Catalog
 from runtime.plan.ruledef import RuleDef
@@ -36,7 +37,8 @@ class RulePlan:
     select: Select
     stream: StreamDef
     source_type: str
-    operator: FilterProject
+    operator: FilterProject  # a window rule's projection; the rest of its operator is in ``window``
+    window: WindowPlan | None = None
 
     @property
     def has_where(self) -> bool:
@@ -72,6 +74,19 @@ def plan_rule(rule: RuleDef, catalog: Catalog, registry: Registry) -> RulePlan:
     registry.source_factory(kind)  # raises PlanError for an unknown type
     for sink_type, _ in rule.actions:
         registry.sink_factory(sink_type)
+    options = rule.options
+    window = plan_window(select, event_time=options.is_event_time, send_nil_field=options.send_nil_field)
+    if window is not None:
+        if options.is_event_time and not stream.options.timestamp:
+            raise PlanError(f"rule {rule.id}: an event-time window needs TIMESTAMP on stream {stream.name}")
+        return RulePlan(
+            rule=rule,
+            select=select,
+            stream=stream,
+            source_type=kind,
+            operator=window.query.project,
+            window=window,
+        )
     operator = compile_filter_project(select, send_nil_field=rule.options.send_nil_field)
     return RulePlan(rule=rule, select=select, stream=stream, source_type=kind, operator=operator)
 

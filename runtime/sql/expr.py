@@ -13,7 +13,7 @@ from typing import Any
 
 from runtime.errors import PlanError
 from runtime.io.contract import Row
-from runtime.sql import functions
+from runtime.sql import aggregates, functions
 from runtime.sql.ast import (
     Between,
     BinaryOp,
@@ -224,6 +224,8 @@ class _Compiler:
             raise PlanError(f"function {e.name} not found")
         if fdef.compile is not None:
             return fdef.compile(e, self.compile)
+        if fdef.kind == "aggregate" and aggregates.is_aggregate(e.name):
+            return aggregates.compile_aggregate(e, self.compile)  # reads the group the window set in ctx
         if fdef.kind != "scalar" or fdef.impl is None:
             raise PlanError(f"{fdef.kind} function {e.name} is not supported in this query yet")
         if e.over is not None or e.filter is not None:

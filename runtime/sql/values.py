@@ -49,7 +49,7 @@ class EvalContext:
         self.window_start = window_start
         self.window_end = window_end
         self.group: list[Row] | None = None
-        self.state: dict[str, Any] = {}  # per-rule state of stateful functions, keyed by call site
+        self.state: dict[object, Any] = {}  # per-rule state of stateful functions, keyed by call site
 
     def now_ms(self) -> int:
         """Current time for ``tstamp()``: the rule clock, or the event time when none was given."""

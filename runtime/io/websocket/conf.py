@@ -1,14 +1,21 @@
-"""The websocket conf group (``etc/sources/websocket.toml``, one table per CONF_KEY): fields and defaults.
+"""The websocket conf group (``etc/sources/websocket.toml``, one table per CONF_KEY): fields, defaults, validation.
 
 An empty ``addr`` means server mode (clients connect to Oort's global data server on the stream's path);
 ``host:port`` or a ``ws://``/``wss://`` URL means client mode (Oort dials out). See WEBSOCKET.md §1.
+
+``parse_ws_conf`` checks every key and lists every problem at once, each with its key, so a user fixes a conf
+group in one round instead of one error per edit (eKuiper silently ignores unknown keys).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, final
 
 import attrs
+
+from runtime.config import parse_duration_ms
+from runtime.errors import PlanError
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 
@@ -42,22 +49,146 @@ class WsConf:
         return not self.addr
 
 
+# A checker turns a raw TOML/JSON value into the field's value or raises _Bad with what is wrong with it.
+_Check = Callable[[Any], Any]
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _describe(value: Any) -> str:
+    return "a table" if isinstance(value, dict) else f"{type(value).__name__} {value!r}"
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"expected a string, got {_describe(value)}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int:
+        raise _Bad(f"expected a non-negative integer, got {_describe(value)}")
+    if value < 0:
+        raise _Bad(f"must not be negative, got {value}")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    """A duration: a number of seconds, or a Go duration string (``"5s"``, ``"500ms"``, ``"1m30s"``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _Bad(f"expected seconds or a duration like '5s' or '500ms', got {_describe(value)}")
+    if isinstance(value, str):
+        try:
+            seconds = parse_duration_ms(value.strip()) / 1000.0
+        except ValueError:
+            raise _Bad(f"expected a duration like '5s' or '500ms', got {value!r}") from None
+    else:
+        seconds = float(value)
+    if seconds < 0:
+        raise _Bad(f"must not be negative, got {value!r}")
+    return seconds
+
+
+def _scheme(value: Any) -> str:
+    scheme = _str(value).strip().lower()
+    if scheme not in ("ws", "wss"):
+        raise _Bad(f"expected 'ws' or 'wss', got {value!r}")
+    return scheme
+
+
+def _addr(value: Any) -> str:
+    addr = _str(value).strip()
+    if not addr:
+        return ""
+    if "://" in addr:
+        scheme, _, rest = addr.partition("://")
+        if scheme.lower() not in ("ws", "wss"):
+            raise _Bad(f"a URL must start with ws:// or wss://, got {value!r}")
+        hostport = rest.split("/", 1)[0]
+        if not hostport:
+            raise _Bad(f"expected ws://host:port, got {value!r}")
+        return addr
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _Bad(f"expected 'host:port' or a ws:// or wss:// URL, got {value!r}")
+    return addr
+
+
+def _headers(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _Bad(f"expected a table of header = value strings, got {_describe(value)}")
+    bad = sorted(str(k) for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str))
+    if bad:
+        raise _Bad(f"header values must be strings: {', '.join(bad)}")
+    return dict(value)
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Bad(f"expected a list of strings, got {_describe(value)}")
+    return tuple(value)
+
+
+# conf key (as users write it, eKuiper's camelCase) -> (WsConf attribute, checker)
+_KEYS: dict[str, tuple[str, _Check]] = {
+    "addr": ("addr", _addr),
+    "scheme": ("scheme", _scheme),
+    "certificationPath": ("certification_path", _str),
+    "privateKeyPath": ("private_key_path", _str),
+    "rootCaPath": ("root_ca_path", _str),
+    "insecureSkipVerify": ("insecure_skip_verify", _bool),
+    "requestHeaders": ("request_headers", _headers),
+    "openMessage": ("open_message", _str),
+    "connectTimeout": ("connect_timeout", _seconds),
+    "reconnectMinDelay": ("reconnect_min_delay", _seconds),
+    "reconnectMaxDelay": ("reconnect_max_delay", _seconds),
+    "pingInterval": ("ping_interval", _seconds),
+    "maxMessageSize": ("max_message_size", _count),
+    "maxConnections": ("max_connections", _count),
+    "token": ("token", _str),
+    "allowedOrigins": ("allowed_origins", _origins),
+}
+
+CONF_KEYS = tuple(_KEYS)
+"""The keys a websocket conf group may hold, in documentation order."""
+
+
 def parse_ws_conf(props: dict[str, Any], where: str) -> WsConf:
     """Validate a merged conf group (``[default]`` + named group + EXTRA) into a ``WsConf``.
 
     Raises:
-      PlanError: every unknown key and wrong type, listed with ``where`` (e.g. ``websocket conf group 'feed'``).
+      PlanError: every unknown key and wrong value, listed with ``where`` (e.g. ``websocket conf group 'feed'``)
+        and the key, all in one message.
     """
-    # Placeholder until the formats/conf work lands: accept camelCase keys of the fields, nothing else.
-    names = {_camel(a.name): a.name for a in attrs.fields(WsConf)}
-    unknown = sorted(set(props) - set(names))
-    if unknown:
-        from runtime.errors import PlanError
-
-        raise PlanError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    return WsConf(**{names[k]: v for k, v in props.items()})
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, raw in props.items():
+        entry = _KEYS.get(key)
+        if entry is None:
+            problems.append(f"{key}: unknown key (known: {', '.join(CONF_KEYS)})")
+            continue
+        name, check = entry
+        try:
+            values[name] = check(raw)
+        except _Bad as exc:
+            problems.append(f"{key}: {exc}")
+    if not problems:
+        conf = WsConf(**values)
+        if conf.reconnect_min_delay > conf.reconnect_max_delay:
+            problems.append(
+                f"reconnectMinDelay: {conf.reconnect_min_delay:g}s is above "
+                f"reconnectMaxDelay {conf.reconnect_max_delay:g}s"
+            )
+        else:
+            return conf
+    raise PlanError("; ".join(f"{where}: {problem}" for problem in problems))
