@@ -7,23 +7,51 @@ a new dict (input rows are shared between rules and never mutated). Output keys 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import final
+from typing import Any, Final, TypeGuard, final
 
 from runtime.errors import PlanError, SqlError
 from runtime.io.contract import Row
-from runtime.sql.ast import Call, Expr, FieldRef, Index, NestedRef, Select, SelectField, Slice, Wildcard
-from runtime.sql.expr import EvalContext, EvalError, Fn, RefResolver, compile_expr, expr_text
+from runtime.sql import functions
+from runtime.sql.ast import (
+    Call,
+    Expr,
+    FieldRef,
+    Index,
+    NestedRef,
+    Select,
+    SelectField,
+    Slice,
+    Wildcard,
+    select_exprs,
+    walk,
+)
+from runtime.sql.expr import CallHook, EvalContext, EvalError, Fn, RefResolver, compile_expr, expr_text
 
 _Emit = Callable[[Row, EvalContext, Row], None]
+_PENDING: Final = object()  # an analytic slot not computed yet for this event
+
+
+def _is_analytic(node: object) -> TypeGuard[Call]:
+    if not isinstance(node, Call):
+        return False
+    fdef = functions.lookup(node.name)
+    return fdef is not None and fdef.kind == "analytic"
 
 
 @final
 class FilterProject:
     """WHERE then SELECT for one row. Build with ``compile_filter_project``."""
 
-    __slots__ = ("_emits", "_where", "output_keys")
+    __slots__ = ("_analytic", "_emits", "_where", "output_keys")
 
-    def __init__(self, where: Fn | None, emits: list[_Emit], output_keys: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        where: Fn | None,
+        emits: list[_Emit],
+        output_keys: tuple[str, ...],
+        analytic: tuple[Fn, ...] = (),
+    ) -> None:
+        self._analytic = analytic
         self._where = where
         self._emits = emits
         self.output_keys = output_keys  # named keys in field order ("*" stands for the merged row)
@@ -38,6 +66,14 @@ class FilterProject:
         Raises:
           EvalError: ``run Where error: ...`` or ``run Select error: ...`` (the row becomes an error row).
         """
+        if self._analytic:
+            # Analytic functions see every event, before WHERE decides (§D.7); fields read the results.
+            ctx.analytic = [_PENDING] * len(self._analytic)
+            try:
+                for read in self._analytic:
+                    read(row, ctx)
+            except EvalError as exc:
+                raise EvalError(f"run Select error: {exc.message}") from None
         where = self._where
         if where is not None:
             try:
@@ -95,31 +131,76 @@ def compile_filter_project(select: Select, *, send_nil_field: bool = False) -> F
                 return None  # a column (also: an alias's own name inside its definition)
             if name in chain:
                 raise SqlError("select fields have cycled alias")
-            return compile_expr(aliases[name], resolve=resolver((*chain, name)))
+            return compile_expr(aliases[name], resolve=resolver((*chain, name)), calls=read_slot)
 
         return resolve
 
-    where = compile_expr(select.where, resolve=resolver(())) if select.where is not None else None
+    # Each distinct analytic call is compiled once into a step run for every event before WHERE (§D.7);
+    # its uses read the step's slot. Slots fill lazily, so a step may read another (lag(b) where b is an
+    # alias over lag(size)) whatever their order in the SELECT.
+    slots: dict[Call, tuple[int, str | None]] = {}
+    for field in select.fields:
+        for node in walk(field.expr):
+            if _is_analytic(node):
+                slots.setdefault(node, (len(slots), field.alias))
+    for clause, top in select_exprs(select):
+        if clause != "select":
+            for node in walk(top):
+                if _is_analytic(node):
+                    slots.setdefault(node, (len(slots), None))
+    steps: list[Fn] = []
+
+    def read_slot(call: Call) -> Fn | None:
+        slot = slots.get(call)
+        if slot is None:
+            return None
+        index = slot[0]
+
+        def read(row: Row, ctx: EvalContext) -> Any:
+            value = ctx.analytic[index]
+            if value is _PENDING:
+                value = ctx.analytic[index] = steps[index](row, ctx)
+            return value
+
+        return read
+
+    def step_for(call: Call, alias: str | None) -> Fn:
+        # Inside ``lag(a) AS a`` the name a is the column, as in any alias definition.
+        chain = (alias,) if alias else ()
+        return compile_expr(
+            call, resolve=resolver(chain), calls=lambda c: None if c == call else read_slot(c)
+        )
+
+    steps.extend(step_for(call, alias) for call, (_, alias) in slots.items())
+    analytic = tuple(fn for call in slots if (fn := read_slot(call)) is not None)
+
+    where = (
+        compile_expr(select.where, resolve=resolver(()), calls=read_slot)
+        if select.where is not None
+        else None
+    )
     emits: list[_Emit] = []
     keys: list[str] = []
     unnamed = 0
     for field in select.fields:
         if isinstance(field.expr, Wildcard):
-            emits.append(_wildcard_emit(field.expr, send_nil_field, resolver))
+            emits.append(_wildcard_emit(field.expr, send_nil_field, resolver, read_slot))
             keys.append("*")
             continue
         key = output_key(field, unnamed)
         if key is None:
             key = f"kuiper_field_{unnamed}"
             unnamed += 1
-        fn = compile_expr(field.expr, resolve=resolver((field.alias,) if field.alias else ()))
+        fn = compile_expr(
+            field.expr, resolve=resolver((field.alias,) if field.alias else ()), calls=read_slot
+        )
         label = (
             f"alias: {field.alias} " if field.alias else ""
         ) + f"expr: {expr_text(field.expr, default_stream)} "
         if not field.invisible:
             emits.append(_field_emit(key, fn, label, send_nil_field))
             keys.append(key)
-    return FilterProject(where, emits, tuple(keys))
+    return FilterProject(where, emits, tuple(keys), analytic)
 
 
 def _field_emit(key: str, fn: Fn, label: str, send_nil: bool) -> _Emit:
@@ -135,13 +216,16 @@ def _field_emit(key: str, fn: Fn, label: str, send_nil: bool) -> _Emit:
 
 
 def _wildcard_emit(
-    wildcard: Wildcard, send_nil: bool, resolver: Callable[[tuple[str, ...]], RefResolver]
+    wildcard: Wildcard,
+    send_nil: bool,
+    resolver: Callable[[tuple[str, ...]], RefResolver],
+    calls: CallHook,
 ) -> _Emit:
     excluded = frozenset(wildcard.except_)
     replaced = [
         (
             f.alias or "",
-            compile_expr(f.expr, resolve=resolver(())),
+            compile_expr(f.expr, resolve=resolver(()), calls=calls),
             f"alias: {f.alias} expr: {expr_text(f.expr)} ",
         )
         for f in wildcard.replace

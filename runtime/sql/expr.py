@@ -13,7 +13,7 @@ from typing import Any
 
 from runtime.errors import PlanError
 from runtime.io.contract import Row
-from runtime.sql import aggregates, functions
+from runtime.sql import functions
 from runtime.sql.ast import (
     Between,
     BinaryOp,
@@ -56,25 +56,31 @@ RefResolver = Callable[[FieldRef], Fn | None]
 _FUNCTION_FAILURES = (EvalError, ValueError, TypeError, ArithmeticError, LookupError, re.error)
 
 
-def compile_expr(expr: Expr, *, resolve: RefResolver | None = None) -> Fn:
+CallHook = Callable[[Call], Fn | None]
+"""Hook for calls compiled elsewhere (analytic calls the projection evaluates before WHERE), or None."""
+
+
+def compile_expr(expr: Expr, *, resolve: RefResolver | None = None, calls: CallHook | None = None) -> Fn:
     """Compile ``expr`` into a closure evaluated per row.
 
     Args:
       expr: a validated expression (function names and arity were checked by the parser).
       resolve: called for each unqualified field reference first; lets the projection inline aliases.
+      calls: called for each function call first; a closure it returns replaces the call's compilation.
 
     Raises:
       PlanError: the expression uses something this compiler cannot evaluate per row (an aggregate or
         analytic function outside the operators that own them).
     """
-    return _Compiler(resolve).compile(expr)
+    return _Compiler(resolve, calls).compile(expr)
 
 
 class _Compiler:
-    __slots__ = ("_resolve",)
+    __slots__ = ("_calls", "_resolve")
 
-    def __init__(self, resolve: RefResolver | None) -> None:
+    def __init__(self, resolve: RefResolver | None, calls: CallHook | None = None) -> None:
         self._resolve = resolve
+        self._calls = calls
 
     def compile(self, expr: Expr) -> Fn:
         method: Callable[[Any], Fn] | None = getattr(self, "_" + type(expr).__name__.lower(), None)
@@ -219,13 +225,15 @@ class _Compiler:
         return case
 
     def _call(self, e: Call) -> Fn:
+        if self._calls is not None:
+            hooked = self._calls(e)
+            if hooked is not None:
+                return hooked
         fdef = functions.lookup(e.name)
         if fdef is None:
             raise PlanError(f"function {e.name} not found")
         if fdef.compile is not None:
             return fdef.compile(e, self.compile)
-        if fdef.kind == "aggregate" and aggregates.is_aggregate(e.name):
-            return aggregates.compile_aggregate(e, self.compile)  # reads the group the window set in ctx
         if fdef.kind != "scalar" or fdef.impl is None:
             raise PlanError(f"{fdef.kind} function {e.name} is not supported in this query yet")
         if e.over is not None or e.filter is not None:

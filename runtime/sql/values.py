@@ -30,7 +30,17 @@ class EvalContext:
     allocation per event. Window operators fill ``window_start``/``window_end``/``group`` later.
     """
 
-    __slots__ = ("clock", "group", "meta", "rule_id", "state", "ts", "window_end", "window_start")
+    __slots__ = (
+        "analytic",
+        "clock",
+        "group",
+        "meta",
+        "rule_id",
+        "state",
+        "ts",
+        "window_end",
+        "window_start",
+    )
 
     def __init__(
         self,
@@ -50,6 +60,7 @@ class EvalContext:
         self.window_end = window_end
         self.group: list[Row] | None = None
         self.state: dict[object, Any] = {}  # per-rule state of stateful functions, keyed by call site
+        self.analytic: list[Any] = []  # this event's analytic results, computed before WHERE
 
     def now_ms(self) -> int:
         """Current time for ``tstamp()``: the rule clock, or the event time when none was given."""
