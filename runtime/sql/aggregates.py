@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from runtime.io.contract import Row
@@ -147,24 +148,26 @@ def _percentile(continuous: bool) -> Fold:
     return fold
 
 
-FOLDS: dict[str, Fold] = {
-    "count": _count,
-    "sum": _sum,
-    "avg": _avg,
-    "max": _extreme(lambda a, b: a > b),
-    "min": _extreme(lambda a, b: a < b),
-    "collect": _collect,
-    "merge_agg": _merge_agg,
-    "deduplicate": _deduplicate,
-    "last_value": _last_value,
-    "median": _median,
-    "stddev": _spread(sample=False, root=True),
-    "stddevs": _spread(sample=True, root=True),
-    "var": _spread(sample=False, root=False),
-    "vars": _spread(sample=True, root=False),
-    "percentile_cont": _percentile(continuous=True),
-    "percentile_disc": _percentile(continuous=False),
-}
+FOLDS: Mapping[str, Fold] = MappingProxyType(
+    {
+        "count": _count,
+        "sum": _sum,
+        "avg": _avg,
+        "max": _extreme(lambda a, b: a > b),
+        "min": _extreme(lambda a, b: a < b),
+        "collect": _collect,
+        "merge_agg": _merge_agg,
+        "deduplicate": _deduplicate,
+        "last_value": _last_value,
+        "median": _median,
+        "stddev": _spread(sample=False, root=True),
+        "stddevs": _spread(sample=True, root=True),
+        "var": _spread(sample=False, root=False),
+        "vars": _spread(sample=True, root=False),
+        "percentile_cont": _percentile(continuous=True),
+        "percentile_disc": _percentile(continuous=False),
+    }
+)
 
 
 def is_aggregate(name: str) -> bool:

@@ -1,0 +1,343 @@
+"""What a window query does with one pane: WHERE (when not pushed below the window), GROUP BY dimensions and
+aggregates, HAVING, ORDER BY, projection and LIMIT (SURFACE.md §C.4), as plain calls — no trio.
+
+``compile_window_query`` compiles the clauses once; ``WindowQuery.evaluate`` turns a ``Pane`` into the rows of
+one emission, an ``ErrorItem`` (``run Where/Having/Select/Order By error: ...``), or None when a filtering clause
+removed everything (C.6: such operators forward nothing, while a bare window forwards its empty content).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, final
+
+import attrs
+
+from runtime.errors import PlanError
+from runtime.io.contract import ErrorItem, Event, Row
+from runtime.ops.project import FilterProject, compile_filter_project, output_key
+from runtime.ops.window import UNIT_MS, Pane, WindowSpec
+from runtime.sql.aggregates import GroupFn, compile_aggregate, is_aggregate
+from runtime.sql.ast import Call, Expr, FieldRef, Literal, Select, TimeUnit, Wildcard, map_expr, walk
+from runtime.sql.expr import EvalContext, EvalError, Fn, compile_expr
+from runtime.sql.functions import lookup
+
+ROW_NUMBER = "$$row_number"  # synthetic column of row_number(): the row's 1-based position after HAVING
+_TYPE_NAMES: Mapping[type, str] = MappingProxyType({bool: "bool", int: "int", float: "float", str: "string"})
+
+
+def has_aggregate(exprs: list[Expr]) -> bool:
+    """Whether any expression calls an aggregate function (which makes the query one row per group)."""
+    for expr in exprs:
+        for node in walk(expr):
+            if isinstance(node, Call):
+                fdef = lookup(node.name)
+                if fdef is not None and fdef.kind == "aggregate":
+                    return True
+    return False
+
+
+@final
+class WindowQuery:
+    """The post-window clauses of one query. Build with ``compile_window_query``."""
+
+    def __init__(
+        self,
+        *,
+        where: Fn | None,
+        dims: list[Fn],
+        aggregate: bool,
+        aggregates: list[tuple[str, GroupFn]],
+        row_number: bool,
+        having: Fn | None,
+        order: list[tuple[Fn, bool]],
+        limit: int | None,
+        project: FilterProject,
+    ) -> None:
+        self._where = where
+        self._dims = dims
+        self._aggregate = aggregate or bool(dims)
+        self._aggregates = aggregates  # (synthetic column, compiled call), computed once per group
+        self._row_number = row_number
+        self._synthetic = [name for name, _ in aggregates] + ([ROW_NUMBER] if row_number else [])
+        self._having = having
+        self._order = order
+        self._limit = limit
+        self._project = project
+        self.stopped_at = ""  # the clause that ended the last evaluate() early (error or nothing left), or ""
+
+    @property
+    def project(self) -> FilterProject:
+        return self._project
+
+    def evaluate(self, pane: Pane, ctx: EvalContext) -> list[Row] | ErrorItem | None:
+        """The emission for ``pane``; ``ctx`` gets the window bounds, group and per-row time and meta."""
+        ctx.window_start, ctx.window_end = pane.start, pane.end
+        ctx.group = None
+        self.stopped_at = "filter"
+        events = pane.events
+        if self._where is not None:
+            kept: list[Event] = []
+            for event in events:
+                ctx.ts, ctx.meta = event.ts, event.meta
+                try:
+                    if self._where(event.data, ctx) is True:
+                        kept.append(event)
+                except EvalError as exc:
+                    return ErrorItem(f"run Where error: {exc.message}")
+            if not kept:
+                return None
+            events = kept
+        self.stopped_at = "project"
+        results: list[tuple[list[Any], Row]] = []
+        try:
+            for group in self._groups(events):
+                row = self._bind(group, pane, ctx)
+                if self._having is not None:
+                    try:
+                        passed = self._having(row, ctx)
+                    except EvalError as exc:
+                        self.stopped_at = "having"
+                        return ErrorItem(f"run Having error: {exc.message}")
+                    if passed is not True:
+                        continue
+                if self._row_number:
+                    row = {**row, ROW_NUMBER: len(results) + 1}
+                keys = [fn(row, ctx) for fn, _ in self._order]
+                out = self._project.apply(row, ctx)
+                if out is not None:
+                    for name in self._synthetic:
+                        out.pop(name, None)  # SELECT * must not show the synthetic columns
+                    results.append((keys, out))
+        except EvalError as exc:
+            return ErrorItem(exc.message)
+        finally:
+            ctx.group = None
+        if self._having is not None and not results:
+            self.stopped_at = "having"
+            return None
+        if self._order:
+            try:
+                results.sort(key=functools.cmp_to_key(self._compare))
+            except EvalError as exc:
+                self.stopped_at = "order"
+                return ErrorItem(f"run Order By error: {exc.message}")
+        rows = [out for _, out in results]
+        self.stopped_at = ""
+        return rows[: self._limit] if self._limit is not None else rows
+
+    def _groups(self, events: list[Event]) -> list[list[Event]]:
+        if not self._aggregate:
+            return [[event] for event in events]  # non-aggregate: one output row per input row
+        if not self._dims:
+            return [events] if events else []
+        groups: dict[tuple[Any, ...], list[Event]] = {}
+        ctx = EvalContext()
+        for event in events:
+            ctx.ts, ctx.meta = event.ts, event.meta
+            key = tuple(_hashable(fn(event.data, ctx)) for fn in self._dims)
+            groups.setdefault(key, []).append(event)
+        return list(groups.values())
+
+    def _bind(self, group: list[Event], pane: Pane, ctx: EvalContext) -> Row:
+        first = group[0]
+        ctx.meta = first.meta
+        if not self._aggregate:
+            ctx.group = None
+            ctx.ts = first.ts
+            return first.data
+        rows = [event.data for event in group]
+        ctx.group = rows
+        ctx.ts = pane.end  # event_time() of an aggregate row is the window's trigger time (§C.5)
+        if not self._aggregates:
+            return first.data
+        # Non-aggregated columns take the first row's values; aggregates are its synthetic columns.
+        row = dict(first.data)
+        for name, fn in self._aggregates:
+            row[name] = fn(rows, ctx)
+        return row
+
+    def _compare(self, a: tuple[list[Any], Row], b: tuple[list[Any], Row]) -> int:
+        for (_, descending), x, y in zip(self._order, a[0], b[0], strict=True):
+            c = _cmp(x, y)
+            if c:
+                return -c if descending and x is not None and y is not None else c
+        return 0
+
+
+def _cmp(x: Any, y: Any) -> int:
+    if x is None or y is None:
+        return (x is None) - (y is None)  # nulls last
+    numeric = (int, float)
+    if (
+        isinstance(x, numeric)
+        and isinstance(y, numeric)
+        and not isinstance(x, bool)
+        and not isinstance(y, bool)
+    ):
+        return (x > y) - (x < y)
+    if type(x) is not type(y) or not isinstance(x, str | bool):
+        names = sorted(
+            (_TYPE_NAMES.get(type(x), type(x).__name__), _TYPE_NAMES.get(type(y), type(y).__name__))
+        )
+        raise EvalError(f"incompatible types for comparison: {names[0]} and {names[1]}")
+    return int(x > y) - int(x < y)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return repr(value)
+    return (type(value).__name__, value)  # 1 and 1.0 and True stay distinct group keys
+
+
+def compile_window_query(
+    select: Select, *, where_after_window: bool, send_nil_field: bool = False
+) -> WindowQuery:
+    """Compile the clauses of a window query; the window call itself is already removed from GROUP BY.
+
+    Args:
+      select: the query with only the dimensions left in ``group_by``.
+      where_after_window: WHERE runs on the pane (count and sliding windows) instead of per event before it.
+
+    Raises:
+      PlanError, SqlError: an expression cannot be compiled.
+    """
+    exprs = [f.expr for f in select.fields] + ([select.having] if select.having is not None else [])
+    aggregate = has_aggregate(exprs)
+    row_number = any(isinstance(e, Call) and e.name == "row_number" for e in walk(select.fields))
+    select, aggregates = _lift_aggregates(select)
+    aliases = {f.alias: f.expr for f in select.fields if f.alias and not isinstance(f.expr, Wildcard)}
+
+    def resolve(ref: FieldRef) -> Fn | None:
+        expr = aliases.get(ref.name)
+        return compile_expr(expr) if expr is not None else None
+
+    where = None
+    if where_after_window and select.where is not None:
+        where = compile_expr(select.where, resolve=resolve)
+    bare = attrs.evolve(select, where=None, group_by=(), having=None, order_by=(), limit=None)
+    return WindowQuery(
+        where=where,
+        dims=[compile_expr(e) for e in select.group_by],
+        aggregate=aggregate,
+        aggregates=aggregates,
+        row_number=row_number,
+        having=compile_expr(select.having, resolve=resolve) if select.having is not None else None,
+        order=[(compile_expr(o.expr, resolve=resolve), o.descending) for o in select.order_by],
+        limit=select.limit,
+        project=compile_filter_project(bare, send_nil_field=send_nil_field),
+    )
+
+
+def _lift_aggregates(select: Select) -> tuple[Select, list[tuple[str, GroupFn]]]:
+    """Replace each distinct aggregate call in SELECT, HAVING and ORDER BY by a synthetic column.
+
+    A field whose output key came from the call (``count(*)`` -> ``count``) gets that key as its alias, so
+    the rewrite does not change what the sink sees.
+    """
+    slots: dict[Call, str] = {}
+
+    def lift(expr: Expr) -> Expr:
+        if isinstance(expr, Call) and expr.name == "row_number":
+            return FieldRef(None, ROW_NUMBER)
+        if isinstance(expr, Call) and is_aggregate(expr.name):
+            return FieldRef(None, slots.setdefault(expr, f"$$agg_{len(slots)}"))
+        return expr
+
+    fields = []
+    unnamed = 0
+    for field in select.fields:
+        key = output_key(field, unnamed)
+        if key is None and not isinstance(field.expr, Wildcard):
+            unnamed += 1
+        new = map_expr(field, lift)
+        if new != field and not field.alias and key is not None:
+            new = attrs.evolve(new, alias=key)
+        fields.append(new)
+    having = map_expr(select.having, lift) if select.having is not None else None
+    order = tuple(attrs.evolve(item, expr=map_expr(item.expr, lift)) for item in select.order_by)
+    lifted = attrs.evolve(select, fields=tuple(fields), having=having, order_by=order)
+    return lifted, [(name, compile_aggregate(call)) for call, name in slots.items()]
+
+
+@final
+@attrs.frozen
+class WindowPlan:
+    """A window rule's compiled parts: the window spec, its FILTER and OVER (WHEN) conditions, the WHERE that
+    runs per event below the window (tumbling, hopping, session), and the post-window query."""
+
+    spec: WindowSpec
+    filter: Fn | None
+    trigger: Fn | None
+    where: Fn | None
+    query: WindowQuery
+
+
+def window_call(select: Select) -> Call | None:
+    """The window function call in GROUP BY, if any."""
+    for expr in select.group_by:
+        if isinstance(expr, Call):
+            fdef = lookup(expr.name)
+            if fdef is not None and fdef.kind == "window":
+                return expr
+    return None
+
+
+def plan_window(
+    select: Select, *, event_time: bool = False, send_nil_field: bool = False
+) -> WindowPlan | None:
+    """The window plan of a query with a window in GROUP BY; None for a query without one.
+
+    Raises:
+      PlanError: GROUP BY without a window, or a window kind not supported.
+    """
+    call = window_call(select)
+    if call is None:
+        if select.group_by:
+            raise PlanError("select stmt group by should be used with window")
+        return None
+    spec = window_spec(call)
+    dims = tuple(e for e in select.group_by if e is not call)
+    # eKuiper pushes WHERE below tumbling/hopping/session windows in processing time only (§C.4, C.6).
+    pushed = not event_time and spec.kind in ("tumbling", "hopping", "session")
+    query = compile_window_query(
+        attrs.evolve(select, group_by=dims), where_after_window=not pushed, send_nil_field=send_nil_field
+    )
+    return WindowPlan(
+        spec=spec,
+        filter=compile_expr(call.filter) if call.filter is not None else None,
+        trigger=compile_expr(call.over.when)
+        if call.over is not None and call.over.when is not None
+        else None,
+        where=compile_expr(select.where) if pushed and select.where is not None else None,
+        query=query,
+    )
+
+
+def window_spec(call: Call) -> WindowSpec:
+    """``TUMBLINGWINDOW(ss, 1)`` and friends -> ``WindowSpec`` (arguments were validated by the parser)."""
+    name = call.name
+    if name == "countwindow":
+        counts = [_int_arg(a) for a in call.args]
+        return WindowSpec("count", counts[0], counts[1] if len(counts) > 1 else 0)
+    if name == "statewindow":
+        raise PlanError("statewindow is not supported yet")
+    unit_expr = call.args[0]
+    unit = unit_expr.unit if isinstance(unit_expr, TimeUnit) else "ms"
+    scale = UNIT_MS[unit]
+    values = [_int_arg(a) * scale for a in call.args[1:]]
+    if name == "tumblingwindow":
+        return WindowSpec("tumbling", values[0], unit=unit)
+    if name == "hoppingwindow":
+        return WindowSpec("hopping", values[0], hop=values[1], unit=unit)
+    if name == "slidingwindow":
+        return WindowSpec("sliding", values[0], delay=values[1] if len(values) > 1 else 0, unit=unit)
+    return WindowSpec("session", values[0], timeout=values[1], unit=unit)
+
+
+def _int_arg(expr: Expr) -> int:
+    if isinstance(expr, Literal) and type(expr.value) is int:
+        return expr.value
+    raise PlanError(f"window argument {expr} must be an integer literal")

@@ -1,0 +1,236 @@
+"""The operator task of a window rule: one trio loop around the pure window state machine (STYLE.md §5 step 3).
+
+It sits beside ``rule.py``'s ``_Operator`` and has the same ``run(recv, sends)`` shape. Each iteration waits
+for the next batch under ``trio.move_on_at(window.next_due)``; on timeout the due panes fire, otherwise every
+event goes through window FILTER, the WHERE pushed below the window (tumbling, hopping, session), then into
+the window. Before an event is added, panes due at or before its time fire, so the outcome does not depend
+on which of two simultaneous wake-ups trio runs first. Panes become emissions through ``WindowQuery``.
+
+Event time (``isEventTime`` and the stream's TIMESTAMP): events are stamped with that field, ordered by a
+``Watermark`` and fed to the window as it releases them; windows fire when the watermark passes their end,
+so no timer is armed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import final
+
+import trio
+
+from runtime.clock import Clock
+from runtime.io.contract import Batch, ErrorItem, Event, Row
+from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.ops.window import Pane, Watermark, make_window
+from runtime.plan.planner import RulePlan
+from runtime.sql.expr import EvalContext, EvalError, Fn
+
+Emission = list[Row] | ErrorItem
+
+
+def window_node_names(plan: RulePlan) -> list[str]:
+    """Metric node names of a window rule's operators in plan order (SURFACE.md §F), e.g. ``op_2_window``."""
+    window, select = plan.window, plan.select
+    assert window is not None
+    names: list[str] = []
+    seq = 2
+    if plan.rule.options.is_event_time:
+        # eKuiper's event-time plans number the watermark 3 and give window FILTER the window's number
+        # (TestEventWindowDelayRule0: op_3_watermark, op_4_windowFilter, op_4_window).
+        names.append("op_3_watermark")
+        if window.filter is not None:
+            names.append("op_4_windowFilter")
+        seq = 4
+    else:
+        if window.where is not None:
+            names.append(f"op_{seq}_filter")  # WHERE pushed below a tumbling/hopping/session window
+            seq += 1
+        if window.filter is not None:
+            names.append(f"op_{seq}_windowFilter")
+            seq += 1
+    steps = ["window"]
+    if select.where is not None and window.where is None:
+        steps.append("filter")  # WHERE after a count/sliding window
+    if len(select.group_by) > 1:
+        steps.append("aggregate")  # dimensions beside the window call
+    if select.having is not None:
+        steps.append("having")
+    if select.order_by:
+        steps.append("order")
+    steps.append("project")
+    return names + [f"op_{i}_{step}" for i, step in enumerate(steps, start=seq)]
+
+
+@final
+class WindowOperator:
+    """FILTER, pushed-down WHERE, window and post-window query of one window rule."""
+
+    def __init__(self, plan: RulePlan, clock: Clock, m_source: OpMetrics, metrics: RuleMetrics) -> None:
+        assert plan.window is not None
+        self._plan = plan.window
+        self._send_error = plan.rule.options.send_error
+        self._clock = clock
+        self._ctx = EvalContext(rule_id=plan.rule.id, clock=clock)
+        self._m_source = m_source
+        self._nodes = [metrics.add(OpMetrics(name)) for name in window_node_names(plan)]
+        self._m_where = self._nodes[0] if self._plan.where is not None else None
+        self._m_watermark = self._nodes[0] if self._nodes[0].name.endswith("_watermark") else None
+        at = next(i for i, node in enumerate(self._nodes) if node.name.endswith("_window"))
+        self._m_window = self._nodes[at]
+        self._m_filter = self._nodes[at - 1] if self._plan.filter is not None else None
+        self._after_window = [(node, node.name.split("_", 2)[2]) for node in self._nodes[at + 1 :]]
+        options = plan.rule.options
+        self._ts_field = plan.stream.options.timestamp if options.is_event_time else ""
+        self._late_ms = options.late_tolerance
+
+    async def run(
+        self,
+        recv: trio.MemoryReceiveChannel[Batch],
+        sends: list[trio.MemorySendChannel[list[Emission]]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        plan = self._plan
+        trigger = self._condition(plan.trigger) if plan.trigger is not None else None
+        # Event time: the window is created at the first released event, whose ts is the first window_start.
+        watermark = Watermark(self._late_ms) if self._ts_field else None
+        window = None if watermark is not None else make_window(plan.spec, self._clock.now_ms(), trigger)
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(recv)
+            for send in sends:
+                await stack.enter_async_context(send)
+            task_status.started()
+            while True:
+                due = window.next_due if window is not None and watermark is None else None
+                batch: Batch | None = None
+                with trio.move_on_at(self._clock.to_trio(due) if due is not None else math.inf):
+                    try:
+                        batch = await recv.receive()
+                    except trio.EndOfChannel:
+                        return  # the run ends with its data: later timers are not waited for
+                started = trio.current_time()
+                out: list[Emission] = []
+                if batch is None:
+                    assert due is not None and window is not None
+                    # max(): the float round trip through trio time may read 1 ms early.
+                    out.extend(self._emit(window.fire(max(due, self._clock.now_ms()))))
+                for item in batch or ():
+                    if isinstance(item, ErrorItem):
+                        self._m_source.error(item.message, self._clock.now_ms())
+                        if self._send_error:
+                            out.append(item)
+                        continue
+                    self._m_source.records_in += 1
+                    self._m_source.records_out += 1
+                    if watermark is None:
+                        assert window is not None
+                        out.extend(self._emit(window.fire(item.ts)))
+                        out.extend(self._admit(item, window.add))
+                        continue
+                    event = self._with_event_time(item)
+                    if event is None:
+                        continue
+                    released_events = watermark.push(event)
+                    if self._m_watermark is not None:
+                        self._m_watermark.records_in += 1
+                        self._m_watermark.records_out += len(released_events)
+                    for released in released_events:
+                        if window is None:
+                            window = make_window(plan.spec, released.ts, trigger)
+                        out.extend(self._emit(window.fire(released.ts)))
+                        out.extend(self._admit(released, window.add))
+                    if window is not None and watermark.value is not None:
+                        out.extend(self._emit(window.fire(watermark.value)))
+                if out:
+                    for send in sends:
+                        await send.send(out)
+                self._touch(started)
+
+    def _with_event_time(self, event: Event) -> Event | None:
+        """The event stamped with its TIMESTAMP field; None (counted as an error) when that is not an int."""
+        ts = event.data.get(self._ts_field)
+        if type(ts) is not int:
+            self._m_window.error(f"cannot read event time from field {self._ts_field}", self._clock.now_ms())
+            return None
+        return Event(event.data, ts, event.meta)
+
+    def _admit(self, event: Event, add: Callable[[Event], list[Pane]]) -> list[Emission]:
+        """Source counters, FILTER and pushed-down WHERE for one event; returns what adding it emitted."""
+        plan, ctx = self._plan, self._ctx
+        ctx.ts, ctx.meta, ctx.group = event.ts, event.meta, None
+        ctx.window_start = ctx.window_end = None
+        if plan.filter is not None:
+            assert self._m_filter is not None
+            self._m_filter.records_in += 1
+            if not self._condition(plan.filter)(event):
+                return []
+            self._m_filter.records_out += 1
+        if plan.where is not None:
+            node = self._m_where
+            if node is not None:
+                node.records_in += 1
+            try:
+                passed = plan.where(event.data, ctx) is True
+            except EvalError as exc:
+                message = f"run Where error: {exc.message}"
+                if node is not None:
+                    node.error(message, self._clock.now_ms())
+                return [ErrorItem(message)] if self._send_error else []
+            if not passed:
+                return []
+            if node is not None:
+                node.records_out += 1
+        self._m_window.records_in += 1
+        return self._emit(add(event))
+
+    def _emit(self, panes: list[Pane]) -> list[Emission]:
+        out: list[Emission] = []
+        query = self._plan.query
+        for pane in panes:
+            self._m_window.records_out += 1
+            result = query.evaluate(pane, self._ctx)
+            # Each node after the window counts the emission in, and out unless it stopped there (§F).
+            for node, step in self._after_window:
+                node.records_in += 1
+                if step == query.stopped_at:
+                    if isinstance(result, ErrorItem):
+                        node.error(result.message, self._clock.now_ms())
+                    break
+                node.records_out += 1
+            if isinstance(result, ErrorItem) and not self._send_error:
+                continue
+            if result is not None:
+                out.append(result)
+        return out
+
+    def _condition(self, fn: Fn) -> _Condition:
+        return _Condition(fn, self._ctx)
+
+    def _touch(self, started: float) -> None:
+        now = self._clock.now_ms()
+        latency = int((trio.current_time() - started) * 1e6)
+        for node in (self._m_source, *self._nodes):
+            node.last_invocation = now
+            node.process_latency_us = latency
+            node.messages_processed += 1
+
+
+@final
+class _Condition:
+    """A boolean expression over one event (window FILTER, OVER WHEN); an evaluation error counts as false."""
+
+    __slots__ = ("_ctx", "_fn")
+
+    def __init__(self, fn: Fn, ctx: EvalContext) -> None:
+        self._fn = fn
+        self._ctx = ctx
+
+    def __call__(self, event: Event) -> bool:
+        ctx = self._ctx
+        ctx.ts, ctx.meta = event.ts, event.meta
+        try:
+            return self._fn(event.data, ctx) is True
+        except EvalError:
+            return False
