@@ -14,6 +14,7 @@ from runtime.io.file import FileSink
 from runtime.io.log import LogSink
 from runtime.io.memory import MemorySink, MemorySource
 from runtime.io.nop import NopSink
+from runtime.io.websocket.connector import websocket_sink, websocket_source
 
 _F = TypeVar("_F")
 
@@ -98,11 +99,16 @@ def _register(
 
 
 def builtin_registry() -> Registry:
-    """A new registry with the built-in connectors: ``memory`` source and sink; ``log``, ``nop``, ``file`` sinks."""
+    """A new registry with the built-in connectors.
+
+    Sources: ``memory``, ``websocket``. Sinks: ``memory``, ``websocket``, ``log``, ``nop``, ``file``.
+    """
     registry = Registry()
     registry.register_source("memory", MemorySource)
     registry.register_sink("memory", MemorySink)
     registry.register_sink("log", LogSink)
     registry.register_sink("nop", NopSink)
     registry.register_sink("file", FileSink)
+    registry.register_source("websocket", websocket_source)
+    registry.register_sink("websocket", websocket_sink)
     return registry

@@ -18,8 +18,8 @@ from runtime.io.services import Services
 
 def test_builtin_types() -> None:
     registry = builtin_registry()
-    assert registry.source_types() == ["memory"]
-    assert registry.sink_types() == ["file", "log", "memory", "nop"]
+    assert registry.source_types() == ["memory", "websocket"]
+    assert registry.sink_types() == ["file", "log", "memory", "nop", "websocket"]
     assert registry.source_factory("memory") is MemorySource
     assert registry.source_factory("MEMORY") is MemorySource
     assert registry.sink_factory("memory") is MemorySink

@@ -1,0 +1,193 @@
+"""Strict validation (``STRICT_VALIDATION="true"``): convert a decoded row's fields to the stream's declared types.
+
+The converters are compiled once per stream (``row_converter``), so a frame only pays for a dict walk. Messages
+follow eKuiper's preprocessor (SURFACE.md §A.3): ``field size type mismatch: cannot convert string(red) to
+int64``. Conversions are "same kind" as in eKuiper's ``cast.CONVERT_SAMEKIND``: a number never comes from text,
+but an integral float is a BIGINT and a number is epoch milliseconds for a DATETIME.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any
+
+from runtime.sql.ast import ArrayType, FieldDef, FieldType, SimpleType, StructType
+from runtime.sql.functions.convert import to_datetime
+from runtime.sql.values import EvalError, typed
+
+Convert = Callable[[Any], Any]
+"""A declared type's converter: value -> converted value; raises ``_Mismatch`` with eKuiper's wording."""
+
+RowConverter = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Mismatch(ValueError):
+    """A value does not fit its declared type; the message is the part after ``field <name> type mismatch: ``."""
+
+
+def _cannot(value: Any, target: str) -> Mismatch:
+    return Mismatch(f"cannot convert {typed(value)} to {target}")
+
+
+def _bigint(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise _cannot(value, "int64")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _cannot(value, "int64")
+
+
+def _float(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise _cannot(value, "float64")
+
+
+def _string(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    raise _cannot(value, "string")
+
+
+def _boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    raise _cannot(value, "bool")
+
+
+def _datetime(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise _cannot(value, "datetime")
+    try:
+        return to_datetime(value)
+    except EvalError:
+        raise _cannot(value, "datetime") from None
+
+
+def _bytea(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        # JSON carries bytes as base64 text, as eKuiper's cast.ToBytes does.
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise _cannot(value, "bytea") from None
+    raise _cannot(value, "bytea")
+
+
+_SIMPLE: dict[str, Convert] = {
+    "bigint": _bigint,
+    "float": _float,
+    "string": _string,
+    "boolean": _boolean,
+    "datetime": _datetime,
+    "bytea": _bytea,
+}
+
+
+def _array(element: Convert) -> Convert:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, list):
+            raise Mismatch(f"expect array but found {typed(value)}")
+        return [None if item is None else element(item) for item in value]
+
+    return convert
+
+
+def _struct(fields: tuple[FieldDef, ...]) -> Convert:
+    inner = row_converter(fields)
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise Mismatch(f"expect map but found {typed(value)}")
+        return inner(value)
+
+    return convert
+
+
+def type_converter(field_type: FieldType) -> Convert:
+    """The converter for one declared type (nested arrays and structs included)."""
+    if isinstance(field_type, SimpleType):
+        return _SIMPLE[field_type.name.lower()]
+    if isinstance(field_type, ArrayType):
+        return _array(type_converter(field_type.element))
+    if isinstance(field_type, StructType):
+        return _struct(field_type.fields)
+    raise TypeError(f"unknown field type {field_type!r}")
+
+
+def row_converter(fields: tuple[FieldDef, ...]) -> RowConverter:
+    """Convert a row's declared fields in place of a copy; undeclared keys and nulls are kept as they are.
+
+    Raises (when called):
+      Mismatch: ``field <name> type mismatch: <reason>`` for the first field that does not convert.
+    """
+    converters = [(field.name, type_converter(field.type)) for field in fields]
+
+    def convert(row: dict[str, Any]) -> dict[str, Any]:
+        out = dict(row)
+        for name, conv in converters:
+            value = out.get(name)
+            if value is None:
+                continue
+            try:
+                out[name] = conv(value)
+            except Mismatch as exc:
+                raise Mismatch(f"field {name} type mismatch: {exc}") from None
+        return out
+
+    return convert
+
+
+def _text_bigint(cell: str) -> Any:
+    try:
+        return int(cell.strip())
+    except ValueError:
+        raise _cannot(cell, "int64") from None
+
+
+def _text_float(cell: str) -> Any:
+    try:
+        return float(cell.strip())
+    except ValueError:
+        raise _cannot(cell, "float64") from None
+
+
+def _text_boolean(cell: str) -> Any:
+    lowered = cell.strip().lower()
+    if lowered in ("true", "1", "t"):
+        return True
+    if lowered in ("false", "0", "f"):
+        return False
+    raise _cannot(cell, "bool")
+
+
+def _text_cannot(target: str) -> Convert:
+    def convert(cell: Any) -> Any:
+        raise _cannot(cell, target)
+
+    return convert
+
+
+_TEXT: dict[str, Convert] = {
+    "bigint": _text_bigint,
+    "float": _text_float,
+    "string": _string,
+    "boolean": _text_boolean,
+    "datetime": _datetime,
+    "bytea": lambda cell: cell.encode("utf-8"),
+}
+
+
+def text_converter(field_type: FieldType) -> Convert:
+    """The converter of one delimited cell (text) to its declared type; arrays and structs never fit a cell."""
+    if isinstance(field_type, SimpleType):
+        return _TEXT[field_type.name.lower()]
+    return _text_cannot("array" if isinstance(field_type, ArrayType) else "struct")

@@ -1,0 +1,118 @@
+"""The ``websocket`` source and sink factories: conf group + stream/action properties -> a mode's connector.
+
+A source reads its conf group (``etc/sources/websocket.toml``, CONF_KEY, merged with EXTRA by the planner):
+an empty ``addr`` gives a server-mode source (clients connect to Oort's data server on DATASOURCE), otherwise a
+client-mode source (Oort dials ``scheme://addr`` + DATASOURCE). A sink is configured in the rule action itself:
+``path`` (required), and for client mode ``addr``, ``scheme`` and the TLS keys; ``confKey`` names a conf group of
+``etc/sources/websocket.toml`` to start from, so a source and a sink can share one address and its TLS files.
+
+The mode modules are imported inside the factories: they pull in trio-websocket and the hub, which the registry
+(imported by every engine, CLI and test) does not need until a websocket rule is actually built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.config import conf_group
+from runtime.errors import ConfigError, PlanError
+from runtime.formats.decode import make_decoder
+from runtime.io.contract import Sink, SinkSpec, Source, SourceSpec
+from runtime.io.websocket.conf import WsConf, parse_ws_conf
+from runtime.sql.ast import StreamDef, StreamOptions
+
+SINK_CONF_KEY = "confKey"
+"""Action property naming a conf group of ``etc/sources/websocket.toml`` the sink starts from."""
+
+# Action properties a websocket sink accepts besides the conf keys: the format helpers its encoder reads and
+# the eKuiper cache/retry properties (kept by the runtime's sink wrapper, meaningless to the connector).
+_SINK_OWN = frozenset({"path", SINK_CONF_KEY, "format", "delimiter", "hasHeader", "schemaId"})
+_SINK_IGNORED = frozenset(
+    {
+        "retryInterval",
+        "retryCount",
+        "cacheLength",
+        "cacheSaveInterval",
+        "enableCache",
+        "memoryCacheThreshold",
+        "maxDiskCache",
+        "bufferPageSize",
+        "resendInterval",
+        "cleanCacheAtStop",
+        "resendAlterQueue",
+        "resendPriority",
+        "resendIndicatorField",
+        "resendDestination",
+    }
+)
+
+
+def websocket_source(spec: SourceSpec) -> Source:
+    """Source factory for ``TYPE="websocket"``: a ``ServerSource`` for an empty ``addr``, else a ``ClientSource``.
+
+    Raises:
+      PlanError: a bad conf group (every problem listed), a DATASOURCE not starting with ``/`` or a FORMAT
+        that cannot be decoded; the message names the stream.
+      SourceError: the mode's own checks (malformed address).
+    """
+    where = f"stream {spec.stream}"
+    if not spec.datasource.startswith("/"):
+        raise PlanError(
+            f"{where}: websocket DATASOURCE must be a URL path starting with '/', got {spec.datasource!r}"
+        )
+    conf = parse_ws_conf(dict(spec.props), f"{where}: websocket conf group")
+    definition = spec.definition or StreamDef(
+        spec.stream, "stream", (), StreamOptions(datasource=spec.datasource, format=spec.format or "json")
+    )
+    decoder = make_decoder(definition)
+    if conf.server_mode:
+        from runtime.io.websocket.server_mode import ServerSource
+
+        return ServerSource(spec, conf, decoder)
+    from runtime.io.websocket.client_mode import ClientSource
+
+    return ClientSource(spec, conf, decoder)
+
+
+def sink_conf(spec: SinkSpec) -> tuple[WsConf, str]:
+    """The sink's connection settings and path from its action properties (over ``confKey``'s group).
+
+    Raises:
+      PlanError: no ``path`` or one not starting with ``/``, an unknown conf group, unknown keys or bad values.
+    """
+    where = f"websocket sink (action {spec.index})"
+    props = spec.props
+    path = props.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise PlanError(f"{where}: property 'path' is required and must start with '/', got {path!r}")
+    base: dict[str, Any] = {}
+    key = props.get(SINK_CONF_KEY)
+    if key is not None:
+        if not isinstance(key, str) or not key:
+            raise PlanError(f"{where}: {SINK_CONF_KEY} must be a conf group name, got {key!r}")
+        etc_dir = getattr(spec.ctx.services, "etc_dir", None)
+        if etc_dir is None:
+            raise PlanError(f"{where}: {SINK_CONF_KEY} needs the engine's etc folder")
+        try:
+            base = conf_group(etc_dir, "sources", "websocket", key)
+        except ConfigError as exc:
+            raise PlanError(f"{where}: {exc.message}") from exc
+    own = {k: v for k, v in props.items() if k not in _SINK_OWN and k not in _SINK_IGNORED}
+    return parse_ws_conf({**base, **own}, where), path
+
+
+def websocket_sink(spec: SinkSpec) -> Sink:
+    """Sink factory for the ``websocket`` action: ``ServerSink`` without ``addr``, else ``ClientSink``.
+
+    Raises:
+      PlanError: see ``sink_conf``; an unknown ``format``.
+      SinkError: the mode's own checks (malformed address).
+    """
+    conf, path = sink_conf(spec)
+    if conf.server_mode:
+        from runtime.io.websocket.server_mode import ServerSink
+
+        return ServerSink(spec, conf, path)
+    from runtime.io.websocket.client_mode import ClientSink
+
+    return ClientSink(spec, conf, path)
