@@ -94,6 +94,14 @@ class SinkError(EngineError):
     code = 1003
 
 
+class EncodeError(SinkError):
+    """One sink message has no form in the sink's format (e.g. a row without ``self`` for ``binary``).
+
+    Unlike other sink failures it is about that message alone: the sink counts it as an exception, drops the
+    message and keeps the rule running, as eKuiper does with a transform error.
+    """
+
+
 @contextmanager
 def map_exceptions(mapping: Mapping[type[BaseException], type[EngineError]]) -> Iterator[None]:
     """Translate third-party exceptions into Oort's at a library boundary (httpcore style).

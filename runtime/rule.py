@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from runtime.clock import Clock
+from runtime.errors import EncodeError
 from runtime.io.contract import Batch, ErrorItem, IoContext, Outbox, Row, Sink, Source
 from runtime.io.registry import Registry
 from runtime.io.sinkprops import SinkProps
@@ -191,7 +192,10 @@ async def _run_sink(
                     metrics.records_in += 1
                     try:
                         for message in props.messages(rows):
-                            await sink.write(message)
+                            try:
+                                await sink.write(message)
+                            except EncodeError as exc:  # this message only: count it, drop it, go on
+                                metrics.error(str(exc), clock.now_ms())
                     except Exception as exc:
                         metrics.error(str(exc), clock.now_ms())
                         raise

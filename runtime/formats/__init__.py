@@ -1,6 +1,6 @@
 """Message formats (eKuiper ``FORMAT`` / sink ``format``): the lookup from a format name to its encoder.
 
-One module per format (``json``, ``delimited``; decoders join them later) exposes ``make_encoder``; this
+One module per format (``json``, ``delimited``, ``binary``; decoders live in ``decode``) exposes ``make_encoder``; this
 package only maps names to those modules, so adding a format is one module plus one line here.
 """
 
@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runtime.errors import PlanError
-from runtime.formats import delimited, json
+from runtime.formats import binary, delimited, json
 
 Encoder = Callable[[Any], bytes]
 """Encodes one sink message (a row, a list of rows, or any JSON-able value) to bytes."""
@@ -23,13 +23,17 @@ def _json_encoder(delimiter: str, has_header: bool) -> Encoder:
     return json.make_encoder()
 
 
+def _binary_encoder(delimiter: str, has_header: bool) -> Encoder:
+    return binary.make_encoder()
+
+
 def _delimited_encoder(delimiter: str, has_header: bool) -> Encoder:
     return delimited.make_encoder(delimiter=delimiter, has_header=has_header)
 
 
 # Read-only on purpose: the set of formats is fixed at import time (no module-level mutable state).
 _ENCODERS: Mapping[str, _EncoderMaker] = MappingProxyType(
-    {"json": _json_encoder, "delimited": _delimited_encoder}
+    {"json": _json_encoder, "delimited": _delimited_encoder, "binary": _binary_encoder}
 )
 
 
@@ -42,7 +46,7 @@ def encoder(format: str, *, delimiter: str = ",", has_header: bool = False) -> E
     """Look up the encoder for ``format`` once, for a sink to call on every message.
 
     Args:
-      format: ``json`` or ``delimited`` (case-insensitive, as eKuiper accepts ``JSON``).
+      format: ``json``, ``delimited`` or ``binary`` (case-insensitive, as eKuiper accepts ``JSON``).
       delimiter: column separator for ``delimited``.
       has_header: ``delimited`` only: start each encoded message with a header line.
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from runtime.errors import EncodeError
+
 _Row = dict[str, Any]
 
 
@@ -53,7 +55,7 @@ def encode(data: Any, *, delimiter: str = ",", has_header: bool = False) -> byte
     Columns are the keys of the first row in order; later rows are written in those columns.
 
     Raises:
-      TypeError: ``data`` is neither a row nor a list of rows.
+      EncodeError: ``data`` is neither a row nor a list of rows.
     """
     rows: list[_Row]
     if isinstance(data, dict):
@@ -61,7 +63,7 @@ def encode(data: Any, *, delimiter: str = ",", has_header: bool = False) -> byte
     elif isinstance(data, list) and all(isinstance(row, dict) for row in data):
         rows = data
     else:
-        raise TypeError(f"delimited format needs a row or a list of rows, got {type(data).__name__}")
+        raise EncodeError(f"delimited format needs a row or a list of rows, got {type(data).__name__}")
     if not rows:
         return b""
     columns = list(rows[0])

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from runtime.errors import EncodeError
+
 # Rows only have string keys, but a value map from a JSON function may not; Go stringifies them too.
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
@@ -25,9 +27,12 @@ def encode(data: Any) -> bytes:
     Non-ASCII text stays UTF-8 (no ``\\u`` escapes); NaN and infinities become ``null``.
 
     Raises:
-      TypeError: a value that has no JSON form (orjson's ``JSONEncodeError`` is a ``TypeError``).
+      EncodeError: a value that has no JSON form.
     """
-    return orjson.dumps(data, default=_default, option=_OPTIONS)
+    try:
+        return orjson.dumps(data, default=_default, option=_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        raise EncodeError(f"json format cannot encode the message: {exc}") from None
 
 
 def make_encoder() -> Callable[[Any], bytes]:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from runtime.errors import PlanError
+from runtime.errors import EncodeError, PlanError
 from runtime.formats import encode, encoder, encoder_formats
 
 
@@ -29,7 +29,7 @@ def test_json(data: Any, expected: bytes) -> None:
 
 
 def test_json_rejects_unencodable_values() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(EncodeError, match="json format cannot encode"):
         encode({"a": object()}, "json")
 
 
@@ -51,7 +51,7 @@ def test_delimited(data: Any, kwargs: dict[str, Any], expected: str) -> None:
 
 
 def test_delimited_needs_rows() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(EncodeError, match="needs a row or a list of rows"):
         encode([1, 2], "delimited")
 
 
@@ -63,10 +63,41 @@ def test_encoder_is_reusable_and_bound_to_options() -> None:
 
 
 def test_unknown_format_lists_known_ones() -> None:
-    assert encoder_formats() == ["delimited", "json"]
+    assert encoder_formats() == ["binary", "delimited", "json"]
     with pytest.raises(
-        PlanError, match="unknown format 'protobuf' for encoding; known formats: delimited, json"
+        PlanError, match="unknown format 'protobuf' for encoding; known formats: binary, delimited, json"
     ):
         encode({}, "protobuf")
     with pytest.raises(PlanError, match="delimiter"):
         encoder("delimited", delimiter="")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"self": b"\x00\xff"}, b"\x00\xff"),
+        ({"self": bytearray(b"ab"), "other": 1}, b"ab"),
+        ([{"self": b"one row"}], b"one row"),
+        ({"self": "AAH/"}, b"\x00\x01\xff"),  # text is base64, as eKuiper reads a bytea from JSON
+        ({"self": b""}, b""),
+    ],
+)
+def test_binary(data: Any, expected: bytes) -> None:
+    assert encode(data, "binary") == expected
+    assert encode(data, "BINARY") == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"other": b"x"}, "field self not exist"),
+        ([{"self": b"a"}, {"self": b"b"}], "got 2 rows: set the sink's sendSingle to true"),
+        ([], "got 0 rows"),
+        ({"self": "not base64!"}, "not base64"),
+        ({"self": 12}, "cannot convert int"),
+        ("bare text", "needs a row"),
+    ],
+)
+def test_binary_rejects_what_has_no_bytes(data: Any, message: str) -> None:
+    with pytest.raises(EncodeError, match=message):
+        encode(data, "binary")

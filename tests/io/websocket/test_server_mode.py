@@ -213,3 +213,55 @@ async def test_rule_from_websocket_clients_to_websocket_clients(ws_engine: Engin
             with pytest.raises(ConnectionClosed):
                 await out.get_message()
         assert await refused(port) and not hub.running
+
+
+async def test_binary_payloads_pass_through_unchanged_as_binary_frames(ws_engine: Engine) -> None:
+    with trio.fail_after(15):
+        ws_engine.create_stream(
+            "stream", 'CREATE STREAM raw () WITH (TYPE="websocket", DATASOURCE="/raw", FORMAT="binary")'
+        )
+        await ws_engine.create_rule(
+            {
+                "id": "bin",
+                "sql": "SELECT self FROM raw",
+                "actions": [{"websocket": {"path": "/rawout", "format": "binary", "sendSingle": True}}],
+            }
+        )
+        await ws_engine.wait_status("bin", "running")
+        hub = hub_of(ws_engine.services)
+        async with connect(hub.port, "/rawout") as out, connect(hub.port, "/raw") as feed:
+            while hub.counts()["connections"] < 2:
+                await trio.testing.wait_all_tasks_blocked()
+            payloads = [b"\x00\x01\xfe\xff", b"", "text frames arrive as their UTF-8 bytes"]
+            for payload in payloads:
+                await feed.send_message(payload)
+            for payload in payloads:
+                got = await out.get_message()
+                assert isinstance(got, bytes)
+                assert got == (payload.encode() if isinstance(payload, str) else payload)
+
+
+async def test_a_message_without_self_is_counted_and_the_rule_goes_on(ws_engine: Engine) -> None:
+    with trio.fail_after(15):
+        ws_engine.create_stream("stream", 'CREATE STREAM b64 () WITH (TYPE="websocket", DATASOURCE="/b64")')
+        await ws_engine.create_rule(
+            {
+                "id": "dec",
+                "sql": "SELECT b AS self FROM b64",
+                "actions": [{"websocket": {"path": "/bytes", "format": "binary", "sendSingle": True}}],
+            }
+        )
+        await ws_engine.wait_status("dec", "running")
+        hub = hub_of(ws_engine.services)
+        async with connect(hub.port, "/bytes") as out, connect(hub.port, "/b64") as feed:
+            while hub.counts()["connections"] < 2:
+                await trio.testing.wait_all_tasks_blocked()
+            await feed.send_message('{"b": "AAH/"}')  # base64 text, as bytea travels in JSON
+            await feed.send_message('{"c": 1}')  # no b: no self field to send
+            await feed.send_message('{"b": "aGk="}')
+            assert await out.get_message() == b"\x00\x01\xff"
+            assert await out.get_message() == b"hi"
+        status = ws_engine.rule_status("dec")
+        assert status["status"] == "running"
+        assert status["sink_websocket_0_0_exceptions_total"] == 1
+        assert "self" in status["sink_websocket_0_0_last_exception"]
