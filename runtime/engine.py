@@ -26,7 +26,8 @@ from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 from runtime.io.contract import IoContext, Row
 from runtime.io.memory import Published
 from runtime.io.registry import Registry, builtin_registry
-from runtime.io.services import Services
+from runtime.io.services import Services, props_from_environ
+from runtime.keyedstate import KEYED_STATE_FILE, KeyedStateStore
 from runtime.metrics import RuleMetrics
 from runtime.plan.catalog import KINDS, Catalog
 from runtime.plan.planner import RulePlan, check_connectors, plan_rule
@@ -77,7 +78,12 @@ class Engine:
         self.data_dir = data_dir
         self.catalog = Catalog(data_dir)
         self.registry = registry or builtin_registry()
-        self.services = Services(source_conf=config.source, etc_dir=etc_dir)
+        self.services = Services(
+            source_conf=config.source,
+            etc_dir=etc_dir,
+            keyed_state=KeyedStateStore(data_dir / KEYED_STATE_FILE),
+            props=props_from_environ(os.environ),
+        )
         self._clock = clock
         self._random = random.Random(seed)
         self._rules: dict[str, RuleState] = {}
@@ -290,6 +296,15 @@ class Engine:
         }
         status.update(state.metrics.snapshot())
         return status
+
+    def rule_scan_tables(self, rule_id: str) -> dict[str, list[Row]]:
+        """The current rows of a running rule's scan tables, by FROM/JOIN name (``{}`` when it has none or is
+        not running). Raises NotFoundError for an unknown rule."""
+        state = self._state(rule_id)
+        read = state.metrics.scan_tables
+        if read is None or state.status != "running":
+            return {}
+        return {name: [dict(row) for row in rows] for name, rows in read().items()}
 
     def all_rule_status(self) -> dict[str, Any]:
         return {

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, final
 
-from runtime.io.contract import ConnectionMetrics
+from runtime.io.contract import ConnectionMetrics, Row
 
 METRIC_NAMES = (
     "records_in_total",
@@ -112,12 +112,17 @@ class OpMetrics:
 
 @final
 class RuleMetrics:
-    """All nodes of one rule run, in topological order (sources, operators, sinks)."""
+    """All nodes of one rule run, in topological order (sources, operators, sinks).
 
-    __slots__ = ("nodes",)
+    ``scan_tables``, set by a run that joins scan tables, reads their current rows by FROM/JOIN name (REST
+    ``GET /rules/{id}/scantables``).
+    """
+
+    __slots__ = ("nodes", "scan_tables")
 
     def __init__(self) -> None:
         self.nodes: list[OpMetrics] = []
+        self.scan_tables: Callable[[], Mapping[str, Sequence[Row]]] | None = None
 
     def add(self, node: OpMetrics) -> OpMetrics:
         self.nodes.append(node)

@@ -9,8 +9,9 @@ timer, so a replay of hours of data takes milliseconds and gives the same result
 
 The time scheme is the one of eKuiper's rule tests (conformance CASES.md): the clock starts at
 ``clock_start_ms`` (default: the first event's ts floored to the second), each source waits for its events'
-``ts`` independently (streams interleave), and the run ends right after the last event — windows that would
-only fire later are not waited for.
+``ts`` (or ``effective_ts``, TIMELEAP) in the recorded order across streams, and the run ends right after the
+last event — windows that would only fire later are not waited for. A file table's recorded rows (events
+without ``ts``) are written to a real file that the ``file`` source loads at rule start.
 """
 
 from __future__ import annotations
@@ -24,20 +25,24 @@ from types import MappingProxyType
 from typing import Any, final
 
 import orjson
+import tomli_w
 import trio
 
 from runtime.clock import Clock
 from runtime.config import RuleOptions
 from runtime.errors import PlanError
-from runtime.io.contract import Event, Outbox, Row, SinkSpec, SourceSpec
+from runtime.formats.decode import checked_event, row_check
+from runtime.io.contract import Outbox, Row, SinkSpec, SourceSpec
+from runtime.io.file_source import FileSource
 from runtime.io.registry import Registry
 from runtime.metrics import RuleMetrics
 from runtime.plan.catalog import Catalog
-from runtime.plan.planner import plan_rule
+from runtime.plan.planner import plan_rule, source_type
 from runtime.plan.ruledef import parse_rule
 from runtime.rule import RuleEnv, run_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
+from runtime.sql.values import go_str, typed
 
 MOCK_META: Mapping[str, str] = MappingProxyType(
     {"topic": "mock"}
@@ -49,19 +54,76 @@ COLLECTOR = "collector"
 class MockSource:
     """Emits its stream's recorded events, each when the rule clock reaches the event's ``ts`` (epoch ms)."""
 
-    def __init__(self, spec: SourceSpec, events: Sequence[dict[str, Any]]) -> None:
+    def __init__(
+        self, spec: SourceSpec, events: Sequence[dict[str, Any]], turns: _Turns | None = None
+    ) -> None:
         self._clock = spec.ctx.clock
-        self._events = [e for e in events if e.get("stream", spec.stream) == spec.stream]
+        self._stream = spec.stream
+        self._events = [
+            (i, e)
+            for i, e in enumerate(events)
+            if e.get("stream", spec.stream) == spec.stream and e.get("ts") is not None
+        ]
+        self._check = row_check(spec.definition, spec.fields_read, describe=go_literal_typed)
+        self._turns = turns
+        if turns is not None:
+            turns.register(spec.stream)
 
     async def run(
         self, send: Outbox, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started()
-        for event in self._events:
-            ts = int(event["ts"])
+        turns, stream = self._turns, self._stream
+        for index, event in self._events:
+            if turns is not None:
+                await turns.wait(index, stream)
+            # TIMELEAP (CASES.md): where eKuiper's feeder delivered an event late, effective_ts says when.
+            ts = int(event.get("effective_ts", event["ts"]))
             await trio.sleep_until(self._clock.to_trio(ts))
             meta = {**MOCK_META, **event.get("meta", {})}
-            await send.send([Event(from_notation(event["data"]), ts, meta)])
+            await send.send([checked_event(self._check, from_notation(event["data"]), ts, meta)])
+            if turns is not None:
+                turns.done(index, stream)
+
+
+@final
+class _Turns:
+    """The recorded order across the mock sources of one replay: an event is sent only after every earlier one.
+
+    Several streams (a join) each have a mock source; trio wakes tasks sleeping until the same instant in no
+    fixed order, so without turns two events with one ``ts`` could reach the rule either way round.
+    """
+
+    def __init__(self, events: Sequence[dict[str, Any]]) -> None:
+        self._events = events
+        self._streams: set[str] = set()
+        self._done: dict[tuple[int, str], trio.Event] | None = None
+        self._previous: dict[tuple[int, str], tuple[int, str]] = {}
+
+    def register(self, stream: str) -> None:
+        self._streams.add(stream)
+
+    def _table(self) -> dict[tuple[int, str], trio.Event]:
+        if self._done is None:  # every source was built (and registered) before the first one runs
+            order = [
+                (i, stream)
+                for i, event in enumerate(self._events)
+                if event.get("ts") is not None
+                for stream in sorted(self._streams)
+                if event.get("stream", stream) == stream
+            ]
+            self._done = {turn: trio.Event() for turn in order}
+            self._previous = dict(zip(order[1:], order, strict=False))
+        return self._done
+
+    async def wait(self, index: int, stream: str) -> None:
+        done = self._table()
+        previous = self._previous.get((index, stream))
+        if previous is not None:
+            await done[previous].wait()
+
+    def done(self, index: int, stream: str) -> None:
+        self._table()[(index, stream)].set()
 
 
 @final
@@ -85,14 +147,18 @@ class CollectorSink:
 def replay_registry(events: Sequence[dict[str, Any]], out: list[list[Row]]) -> Registry:
     """A registry with only the ``mock`` source over ``events`` and the collector sink appending to ``out``."""
     registry = Registry()
-    registry.register_source("mock", lambda spec: MockSource(spec, events))
+    turns = _Turns(events)
+    registry.register_source("mock", lambda spec: MockSource(spec, events, turns))
+    # File tables read real files: ``replay`` writes their recorded rows (events without ``ts``) there.
+    registry.register_source("file", FileSource)
     registry.register_sink(COLLECTOR, lambda spec: CollectorSink(spec, out))
     return registry
 
 
 def default_clock_start(events: Sequence[dict[str, Any]]) -> int:
-    """The first event's ts floored to the whole second (0 with no events)."""
-    return (int(events[0]["ts"]) // 1000) * 1000 if events else 0
+    """The first timed event's ts floored to the whole second (0 with no events)."""
+    timed = [e for e in events if e.get("ts") is not None]
+    return (int(timed[0]["ts"]) // 1000) * 1000 if timed else 0
 
 
 async def replay(
@@ -126,12 +192,35 @@ async def replay(
             if not isinstance(stmt, StreamDef):
                 raise PlanError(f"replay: expected CREATE STREAM/TABLE, got {statement!r}")
             catalog.put_stream(stmt)
+        _write_file_tables(catalog, events, Path(tmp))
         raw = {**rule, "id": rule.get("id") or "replay", "actions": [{COLLECTOR: {}}]}
         rule_def = parse_rule(raw, RuleOptions())
         plan = plan_rule(rule_def, catalog, registry)
         env = RuleEnv(clock=clock, services=None, registry=registry, etc_dir=Path(tmp) / "etc")
         await run_rule(plan, env, RuleMetrics() if metrics is None else metrics)
     return out
+
+
+def _write_file_tables(catalog: Catalog, events: Sequence[dict[str, Any]], tmp: Path) -> None:
+    """Write each file table's recorded rows (its events without ``ts``: loaded at rule start, CASES.md rule 6)
+    as the JSON file its DATASOURCE names, and the ``file`` conf groups pointing there, so the real file source
+    loads them."""
+    folder = tmp / "files"
+    groups: dict[str, dict[str, Any]] = {"default": {"path": str(folder), "fileType": "json", "interval": 0}}
+    for table in catalog.streams["table"].values():
+        if source_type(table) != "file" or not table.options.datasource:
+            continue
+        rows = [
+            from_notation(e["data"]) for e in events if e.get("stream") == table.name and e.get("ts") is None
+        ]
+        path = folder / table.options.datasource
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(orjson.dumps(rows, default=_json_default))
+        if table.options.conf_key:
+            groups.setdefault(table.options.conf_key, {})
+    conf = tmp / "etc" / "sources" / "file.toml"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(tomli_w.dumps(groups))
 
 
 def split_ddl(ddl: str) -> list[str]:
@@ -160,6 +249,11 @@ def from_notation(value: Any) -> Any:
     if isinstance(value, list):
         return [from_notation(item) for item in value]
     return value
+
+
+def go_literal_typed(value: Any) -> str:
+    """``typed`` for recorded data, whose integers are Go ``int`` literals in eKuiper's tests (``int(7)``)."""
+    return f"int({go_str(value)})" if type(value) is int else typed(value)
 
 
 def _json_default(value: Any) -> Any:

@@ -19,14 +19,20 @@ import attrs
 import trio
 
 from runtime.clock import Clock
+from runtime.dedup_rule import DedupOperator
 from runtime.errors import EncodeError
-from runtime.io.contract import Batch, ErrorItem, IoContext, Outbox, Row, Sink, Source
+from runtime.io.contract import Batch, ErrorItem, Event, IoContext, Outbox, Row, Sink, Source
 from runtime.io.registry import Registry
+from runtime.io.services import Services
 from runtime.io.sinkprops import SinkProps
+from runtime.join_rule import JoinOperator, make_tables, run_join_sources
 from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.ops.project import unnest_rows
+from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_sink, build_source
 from runtime.sql.expr import EvalContext, EvalError
-from runtime.window_rule import WindowOperator
+from runtime.sql.functions.rulestate import calls_delay
+from runtime.window_rule import WindowOperator, sleep_delay
 
 LOGGER = logging.getLogger("oort.rule")
 
@@ -75,23 +81,41 @@ async def run_rule(
     logger = logging.getLogger(f"oort.rule.{rule.id}")
     buffer = rule.options.buffer_length
 
-    src_ctx = IoContext(rule_id=rule.id, clock=env.clock, services=env.services, logger=logger)
-    source = build_source(plan, env.registry, env.etc_dir, src_ctx)
     src_send, src_recv = trio.open_memory_channel[Batch](buffer)
-    m_source = metrics.add(
-        OpMetrics(f"source_{plan.stream.name}", _channel_len(src_recv), src_ctx.connection)
-    )
-    operator: _Operator | WindowOperator
+    source: Source | None = None
+    tables = make_tables(plan) if plan.join is not None else None
+    if tables is not None:
+        metrics.scan_tables = tables.parts  # REST GET /rules/{id}/scantables reads them live
+    if tables is None:
+        src_ctx = IoContext(rule_id=rule.id, clock=env.clock, services=env.services, logger=logger)
+        source = build_source(plan, env.registry, env.etc_dir, src_ctx)
+        m_source = metrics.add(
+            OpMetrics(f"source_{plan.stream.name}", _channel_len(src_recv), src_ctx.connection)
+        )
+    else:
+        m_source = OpMetrics("source")  # a join rule's sources count for themselves (run_join_sources)
+    operator: _Operator | WindowOperator | JoinOperator | DedupOperator
     if plan.window is not None:
-        operator = WindowOperator(plan, env.clock, m_source, metrics)
+        operator = WindowOperator(plan, env.clock, m_source, metrics, tables, services=env.services)
+    elif tables is not None:
+        operator = JoinOperator(plan, env, metrics, tables)
+    elif plan.dedup is not None:
+        operator = DedupOperator(plan, env.clock, m_source, metrics, services=env.services)
     else:
         seq = 2
-        m_filter = None
+        m_watermark = m_filter = m_srf = None
+        if rule.options.is_event_time and plan.stream.options.timestamp:
+            m_watermark = metrics.add(OpMetrics(f"op_{seq}_watermark"))
+            seq += 1
         if plan.has_where:
             m_filter = metrics.add(OpMetrics(f"op_{seq}_filter"))
             seq += 1
         m_project = metrics.add(OpMetrics(f"op_{seq}_project"))
-        operator = _Operator(plan, env.clock, m_source, m_filter, m_project)
+        if plan.operator.srf_key is not None:
+            m_srf = metrics.add(OpMetrics(f"op_{seq + 1}_projectset"))
+        operator = _Operator(
+            plan, env.clock, m_source, m_filter, m_project, m_watermark, m_srf, services=env.services
+        )
 
     sinks: list[tuple[Sink, SinkProps, trio.MemoryReceiveChannel[list[Emission]], OpMetrics]] = []
     sends: list[trio.MemorySendChannel[list[Emission]]] = []
@@ -105,14 +129,26 @@ async def run_rule(
         sends.append(send)
 
     policy = rule.options.buffer_full_policy
-    outbox: Outbox = (
-        src_send if policy == "block" else DroppingOutbox(src_send, src_recv.clone(), policy, m_source)
-    )
+
+    def make_outbox(send: trio.MemorySendChannel[Batch], m: OpMetrics) -> tuple[Outbox, Callable[[], None]]:
+        if policy == "block":
+            return send, lambda: None
+        dropping = DroppingOutbox(send, src_recv.clone(), policy, m)
+        return dropping, dropping.close
+
     async with trio.open_nursery() as nursery:
         for sink, sink_props, recv, m_sink in sinks:
             await nursery.start(functools.partial(_run_sink, sink, sink_props, recv, m_sink, env.clock))
         await nursery.start(operator.run, src_recv, sends)
-        await nursery.start(_run_source, source, src_send, outbox)
+        if source is not None:
+            outbox, _ = make_outbox(src_send, m_source)
+            await nursery.start(_run_source, source, src_send, outbox)
+        else:
+            assert tables is not None
+            joined = functools.partial(
+                run_join_sources, plan, env, metrics, tables, src_send, make_outbox, logger
+            )
+            await nursery.start(joined)
         task_status.started()
 
 
@@ -219,14 +255,30 @@ class _Operator:
         m_source: OpMetrics,
         m_filter: OpMetrics | None,
         m_project: OpMetrics,
+        m_watermark: OpMetrics | None = None,
+        m_srf: OpMetrics | None = None,
+        *,
+        services: Services | None = None,
     ) -> None:
         self._apply = plan.operator.apply
+        self._srf_key = plan.operator.srf_key
         self._send_error = plan.rule.options.send_error
         self._clock = clock
-        self._ctx = EvalContext(rule_id=plan.rule.id, clock=clock)
+        self._ctx = (
+            services.eval_context(plan.rule.id, clock)
+            if services is not None
+            else EvalContext(rule_id=plan.rule.id, clock=clock)
+        )
+        # delay() blocks the rule per event (eKuiper sleeps inside the call): such rules go one event at a time.
+        self._per_event = calls_delay(plan.select)
         self._m_source = m_source
         self._m_filter = m_filter
         self._m_project = m_project
+        self._m_watermark = m_watermark
+        self._m_srf = m_srf
+        # Event time: rows go through in timestamp order once the watermark passes them (§C.5).
+        self._watermark = Watermark(plan.rule.options.late_tolerance) if m_watermark is not None else None
+        self._ts_field = plan.stream.options.timestamp
 
     async def run(
         self,
@@ -242,13 +294,16 @@ class _Operator:
             task_status.started()
             async for batch in recv:
                 started = trio.current_time()
-                out = self.process(batch)
-                if out:
-                    for send in sends:
-                        await send.send(out)
+                for part in [[item] for item in batch] if self._per_event else [batch]:
+                    out = self.process(part)
+                    if self._ctx.delay_ms:
+                        await sleep_delay(self._ctx)
+                    if out:
+                        for send in sends:
+                            await send.send(out)
                 now = self._clock.now_ms()
                 latency = int((trio.current_time() - started) * 1e6)
-                for m in (self._m_source, self._m_filter, self._m_project):
+                for m in (self._m_source, self._m_watermark, self._m_filter, self._m_project, self._m_srf):
                     if m is not None:
                         m.last_invocation = now
                         m.process_latency_us = latency
@@ -262,6 +317,8 @@ class _Operator:
         passed = 0
         emitted = 0
         n_events = 0
+        if self._watermark is not None:
+            batch = self._ordered(batch)
         for event in batch:
             if isinstance(event, ErrorItem):
                 m_source.error(event.message, self._clock.now_ms())
@@ -287,12 +344,49 @@ class _Operator:
                 continue
             passed += 1
             emitted += 1
-            out.append([row])
-        m_source.records_in += n_events
-        m_source.records_out += n_events
+            if self._srf_key is None:
+                out.append([row])
+            else:
+                out.extend(self._unnest(row))
+        if self._watermark is None:
+            m_source.records_in += n_events
+            m_source.records_out += n_events
         if m_filter is not None:
             m_filter.records_in += n_events
             m_filter.records_out += passed
         m_project.records_in += passed
         m_project.records_out += emitted
         return out
+
+    def _ordered(self, batch: Batch) -> Batch:
+        """The events the watermark releases, stamped with their TIMESTAMP field; late ones are dropped."""
+        watermark, m_watermark = self._watermark, self._m_watermark
+        assert watermark is not None and m_watermark is not None
+        released: Batch = []
+        for item in batch:
+            if isinstance(item, ErrorItem):
+                released.append(item)
+                continue
+            self._m_source.records_in += 1
+            self._m_source.records_out += 1
+            m_watermark.records_in += 1
+            ts = item.data.get(self._ts_field)
+            if type(ts) is not int:
+                m_watermark.error(f"cannot read event time from field {self._ts_field}", self._clock.now_ms())
+                continue
+            events = watermark.push(Event(item.data, ts, item.meta))
+            m_watermark.records_out += len(events)
+            released.extend(events)
+        return released
+
+    def _unnest(self, row: Row) -> list[Emission]:
+        """``unnest()``: one emission per array element, or the error (§C.4)."""
+        assert self._srf_key is not None and self._m_srf is not None
+        self._m_srf.records_in += 1
+        try:
+            rows = unnest_rows(row, self._srf_key)
+        except EvalError as exc:
+            self._m_srf.error(exc.message, self._clock.now_ms())
+            return [ErrorItem(exc.message)] if self._send_error else []
+        self._m_srf.records_out += 1
+        return [[r] for r in rows]

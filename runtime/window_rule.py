@@ -22,8 +22,10 @@ import trio
 
 from runtime.clock import Clock
 from runtime.io.contract import Batch, ErrorItem, Event, Row
+from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.ops.window import Pane, Watermark, make_window
+from runtime.ops.join import TableSet, emitter
+from runtime.ops.window import Pane, Watermark, Window, make_window
 from runtime.plan.planner import RulePlan
 from runtime.sql.expr import EvalContext, EvalError, Fn
 
@@ -35,14 +37,18 @@ def window_node_names(plan: RulePlan) -> list[str]:
     window, select = plan.window, plan.select
     assert window is not None
     names: list[str] = []
-    seq = 2
+    # eKuiper numbers a join's nodes after one per extra stream (two per extra stream in event time):
+    # TestWindowErrorRule3 op_3_window/op_4_join, TestEventWindowRule6 op_6_window.
+    extra = max(0, sum(1 for source in plan.inputs if not source.is_table) - 1)
+    seq = 2 + extra
     if plan.rule.options.is_event_time:
         # eKuiper's event-time plans number the watermark 3 and give window FILTER the window's number
         # (TestEventWindowDelayRule0: op_3_watermark, op_4_windowFilter, op_4_window).
-        names.append("op_3_watermark")
+        seq = 3 + 2 * extra
+        names.append(f"op_{seq}_watermark")
         if window.filter is not None:
-            names.append("op_4_windowFilter")
-        seq = 4
+            names.append(f"op_{seq + 1}_windowFilter")
+        seq += 1
     else:
         if window.where is not None:
             names.append(f"op_{seq}_filter")  # WHERE pushed below a tumbling/hopping/session window
@@ -51,6 +57,15 @@ def window_node_names(plan: RulePlan) -> list[str]:
             names.append(f"op_{seq}_windowFilter")
             seq += 1
     steps = ["window"]
+    if plan.join is not None:
+        tables = sum(1 for source in plan.inputs if source.is_table)
+        if tables:
+            # Tables meet the windows in a join_aligner numbered after three nodes per table's own path
+            # (TestWindowRule11: op_2_window, op_6_join_aligner, op_7_join).
+            names += [f"op_{seq}_window"]
+            seq += 1 + 3 * tables
+            steps = ["join_aligner"]
+        steps.append("join")  # a join runs over each window's rows, before WHERE (§C.4)
     if select.where is not None and window.where is None:
         steps.append("filter")  # WHERE after a count/sliding window
     if len(select.group_by) > 1:
@@ -63,26 +78,57 @@ def window_node_names(plan: RulePlan) -> list[str]:
     return names + [f"op_{i}_{step}" for i, step in enumerate(steps, start=seq)]
 
 
+async def sleep_delay(ctx: EvalContext) -> None:
+    """Sleep for the ``delay()`` calls evaluated since the last emission, then reset them.
+
+    eKuiper's ``delay(ms, v)`` sleeps inside the call and so blocks the whole rule; Oort's calls are plain, so
+    the operator task blocks instead, before it sends the emission. ``trio.sleep`` reads trio's clock: virtual
+    time under ``MockClock`` (replay, tests).
+    """
+    ms, ctx.delay_ms = ctx.delay_ms, 0
+    await trio.sleep(ms / 1000)
+
+
 @final
 class WindowOperator:
     """FILTER, pushed-down WHERE, window and post-window query of one window rule."""
 
-    def __init__(self, plan: RulePlan, clock: Clock, m_source: OpMetrics, metrics: RuleMetrics) -> None:
+    def __init__(
+        self,
+        plan: RulePlan,
+        clock: Clock,
+        m_source: OpMetrics,
+        metrics: RuleMetrics,
+        tables: TableSet | None = None,
+        services: Services | None = None,
+    ) -> None:
         assert plan.window is not None
         self._plan = plan.window
+        self._join = plan.join
+        self._tables = tables
         self._send_error = plan.rule.options.send_error
         self._clock = clock
-        self._ctx = EvalContext(rule_id=plan.rule.id, clock=clock)
+        self._ctx = (
+            services.eval_context(plan.rule.id, clock)
+            if services is not None
+            else EvalContext(rule_id=plan.rule.id, clock=clock)
+        )
         self._m_source = m_source
         self._nodes = [metrics.add(OpMetrics(name)) for name in window_node_names(plan)]
         self._m_where = self._nodes[0] if self._plan.where is not None else None
         self._m_watermark = self._nodes[0] if self._nodes[0].name.endswith("_watermark") else None
         at = next(i for i, node in enumerate(self._nodes) if node.name.endswith("_window"))
+        self._m_aligner = next((n for n in self._nodes if n.name.endswith("_join_aligner")), None)
+        self._table_rows = 0  # table rows already counted into the aligner's records_in
         self._m_window = self._nodes[at]
         self._m_filter = self._nodes[at - 1] if self._plan.filter is not None else None
         self._after_window = [(node, node.name.split("_", 2)[2]) for node in self._nodes[at + 1 :]]
         options = plan.rule.options
         self._ts_field = plan.stream.options.timestamp if options.is_event_time else ""
+        # A join's streams may name their TIMESTAMP fields differently; rows are tagged with their stream.
+        self._ts_fields = {
+            source.name: source.definition.options.timestamp for source in plan.inputs if not source.is_table
+        }
         self._late_ms = options.late_tolerance
 
     async def run(
@@ -95,7 +141,7 @@ class WindowOperator:
         plan = self._plan
         trigger = self._condition(plan.trigger) if plan.trigger is not None else None
         # Event time: the window is created at the first released event, whose ts is the first window_start.
-        watermark = Watermark(self._late_ms) if self._ts_field else None
+        watermark = Watermark(self._late_ms, self._ts_fields) if self._ts_field else None
         window = None if watermark is not None else make_window(plan.spec, self._clock.now_ms(), trigger)
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(recv)
@@ -132,17 +178,27 @@ class WindowOperator:
                     event = self._with_event_time(item)
                     if event is None:
                         continue
-                    released_events = watermark.push(event)
+                    released_events = watermark.push(event, emitter(event.data) or "")
                     if self._m_watermark is not None:
                         self._m_watermark.records_in += 1
                         self._m_watermark.records_out += len(released_events)
+                    # Events released together with one timestamp are all in the windows they trigger (a
+                    # join's two rows of one instant meet): their panes are emitted once the group is in.
+                    group = _Group()
                     for released in released_events:
                         if window is None:
                             window = make_window(plan.spec, released.ts, trigger)
+                        if released.ts != group.ts:
+                            out.extend(self._emit(group.panes()))
+                            group = _Group(released.ts)
                         out.extend(self._emit(window.fire(released.ts)))
-                        out.extend(self._admit(released, window.add))
+                        add = group.adder(window) if plan.spec.kind == "sliding" else window.add
+                        out.extend(self._admit(released, add))
+                    out.extend(self._emit(group.panes()))
                     if window is not None and watermark.value is not None:
                         out.extend(self._emit(window.fire(watermark.value)))
+                if self._ctx.delay_ms:
+                    await sleep_delay(self._ctx)
                 if out:
                     for send in sends:
                         await send.send(out)
@@ -150,7 +206,8 @@ class WindowOperator:
 
     def _with_event_time(self, event: Event) -> Event | None:
         """The event stamped with its TIMESTAMP field; None (counted as an error) when that is not an int."""
-        ts = event.data.get(self._ts_field)
+        field = self._ts_fields.get(emitter(event.data) or "", self._ts_field)
+        ts = event.data.get(field)
         if type(ts) is not int:
             self._m_window.error(f"cannot read event time from field {self._ts_field}", self._clock.now_ms())
             return None
@@ -160,7 +217,7 @@ class WindowOperator:
         """Source counters, FILTER and pushed-down WHERE for one event; returns what adding it emitted."""
         plan, ctx = self._plan, self._ctx
         ctx.ts, ctx.meta, ctx.group = event.ts, event.meta, None
-        ctx.window_start = ctx.window_end = None
+        ctx.window_start = ctx.window_end = ctx.window_trigger = None
         if plan.filter is not None:
             assert self._m_filter is not None
             self._m_filter.records_in += 1
@@ -190,7 +247,10 @@ class WindowOperator:
         query = self._plan.query
         for pane in panes:
             self._m_window.records_out += 1
-            result = query.evaluate(pane, self._ctx)
+            # window_trigger(): in event time the watermark passing the end fires the pane; in processing time
+            # the rule clock now (later than the end for a delayed sliding window or a busy operator).
+            self._ctx.window_trigger = pane.end if self._ts_field else max(pane.end, self._clock.now_ms())
+            result = self._joined(pane) if self._join is not None else query.evaluate(pane, self._ctx)
             # Each node after the window counts the emission in, and out unless it stopped there (§F).
             for node, step in self._after_window:
                 node.records_in += 1
@@ -205,6 +265,25 @@ class WindowOperator:
                 out.append(result)
         return out
 
+    def _joined(self, pane: Pane) -> list[Row] | ErrorItem | None:
+        """JOIN over the pane's rows (and the tables' current rows), then the query; nothing when no row joined."""
+        assert self._join is not None
+        ctx, query = self._ctx, self._plan.query
+        ctx.window_start, ctx.window_end = pane.start, pane.end
+        if self._m_aligner is not None and self._tables is not None:
+            # The aligner also takes in the tables' rows (eKuiper counts them with the windows).
+            self._m_aligner.records_in += self._tables.rows_seen - self._table_rows
+            self._table_rows = self._tables.rows_seen
+        try:
+            events = self._join.join_events(pane.events, ctx, self._tables)
+        except EvalError as exc:
+            query.stopped_at = "join"
+            return ErrorItem(exc.message)
+        if not events:
+            query.stopped_at = "join"
+            return None  # C.6: a join that removes every row forwards nothing
+        return query.evaluate(Pane(pane.start, pane.end, events), ctx)
+
     def _condition(self, fn: Fn) -> _Condition:
         return _Condition(fn, self._ctx)
 
@@ -215,6 +294,34 @@ class WindowOperator:
             node.last_invocation = now
             node.process_latency_us = latency
             node.messages_processed += 1
+
+
+@final
+class _Group:
+    """Event-time events released together with one timestamp: the sliding-window panes they trigger are held
+    back until the whole group is in the window, then each gets the group's later events too (their time is its
+    end). Two streams' rows of one instant thus meet in a join (TestEventWindowRule3/6)."""
+
+    __slots__ = ("_added", "_pending", "ts")
+
+    def __init__(self, ts: int | None = None) -> None:
+        self.ts = ts
+        self._added: list[Event] = []
+        self._pending: list[tuple[Pane, int]] = []
+
+    def adder(self, window: Window) -> Callable[[Event], list[Pane]]:
+        def add(event: Event) -> list[Pane]:
+            self._added.append(event)
+            self._pending.extend((pane, len(self._added)) for pane in window.add(event))
+            return []
+
+        return add
+
+    def panes(self) -> list[Pane]:
+        return [
+            Pane(pane.start, pane.end, pane.events + [e for e in self._added[seen:] if e.ts <= pane.end])
+            for pane, seen in self._pending
+        ]
 
 
 @final

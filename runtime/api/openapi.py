@@ -110,6 +110,9 @@ DOCS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("POST", "/rules/{id}/stop"): _doc("stop a rule", errors=(400, 404)),
     ("POST", "/rules/{id}/restart"): _doc("restart a rule", errors=(400, 404)),
     ("GET", "/rules/{id}/status"): _doc("status and metrics of a rule", (200, _JSON_ANY), errors=(400, 404)),
+    ("GET", "/rules/{id}/scantables"): _doc(
+        "current rows of a running rule's scan tables, by FROM/JOIN name", (200, _JSON_ANY), errors=(400, 404)
+    ),
     ("GET", "/v2/rules/{id}/status"): _doc(
         "status and metrics (typed JSON)", (200, _JSON_ANY), errors=(400, 404)
     ),

@@ -68,6 +68,7 @@ ERRORS: Final[dict[str, tuple[_Mapping, ...]]] = {
     "rule.restart": (_Mapping(EngineError, "restart rule error"),),
     "rule.status": (_Mapping(EngineError, "get rule status error"),),
     "rule.status_all": (_Mapping(EngineError, "get rules status error"),),
+    "rule.scantables": (_Mapping(EngineError, "get rule scan tables error"),),
     "memory.publish": (_Mapping(EngineError, "publish error"),),
     "info": (_Mapping(EngineError, ""),),
 }
@@ -207,6 +208,10 @@ class _Handlers:
         with _mapped("rule.status"):
             return json_body(self._engine.rule_status(req.params["id"]), pretty=True)
 
+    async def rule_scan_tables(self, req: Request) -> Response:
+        with _mapped("rule.scantables"):
+            return json_body(self._engine.rule_scan_tables(req.params["id"]))
+
     async def all_rule_status(self, req: Request) -> Response:
         with _mapped("rule.status_all"):
             return json_body(self._engine.all_rule_status())
@@ -242,6 +247,7 @@ def build_router(engine: Engine) -> Router:
     router.add("POST", "/rules/{id}/stop", h.stop_rule)
     router.add("POST", "/rules/{id}/restart", h.restart_rule)
     router.add("GET", "/rules/{id}/status", h.rule_status)
+    router.add("GET", "/rules/{id}/scantables", h.rule_scan_tables)
     router.add("POST", "/memory/{topic...}", h.publish)
     add_manage_routes(router, engine)
     document = orjson.dumps(openapi_document([*router.patterns, ("GET", "/openapi.json")]))

@@ -18,9 +18,11 @@ from typing import Any
 import orjson
 
 from runtime.errors import EngineError, PlanError
-from runtime.formats.schema import Mismatch, RowConverter, row_converter, text_converter
-from runtime.io.contract import Row
+from runtime.formats import binary as binary_format
+from runtime.formats.schema import Describe, Mismatch, row_converter, text_converter
+from runtime.io.contract import ErrorItem, Event, Row
 from runtime.sql.ast import SimpleType, StreamDef
+from runtime.sql.values import typed
 
 Decoder = Callable[[bytes | str], list[Row]]
 """Frame payload (text or binary) -> rows. Raises DecodeError for a payload that is not valid for the format."""
@@ -63,21 +65,58 @@ def _text(payload: bytes | str) -> str:
         raise DecodeError(f"invalid UTF-8 at byte {exc.start}: {exc.reason}") from None
 
 
-def _strict(decode: Decoder, convert: RowConverter) -> Decoder:
-    def strict(payload: bytes | str) -> list[Row]:
-        rows = decode(payload)
+RowCheck = Callable[[Row], Row]
+"""A decoded row -> the row converted to the stream's declared types. Raises DecodeError on a mismatch."""
+
+
+def row_check(
+    stream: StreamDef | None, only: frozenset[str] | None = None, describe: Describe = typed
+) -> RowCheck | None:
+    """The strict-validation step of a stream (eKuiper's preprocessor), built once per stream or rule.
+
+    Decoders apply it to what they parse; sources whose rows arrive as dicts (memory, replay's mock) apply
+    it through ``checked_event``. ``only`` restricts it to the declared fields a rule reads
+    (``SourceSpec.fields_read``: eKuiper prunes the schema so, and leaves the other fields unchecked).
+    ``describe`` shows a mismatching value (``typed`` unless the source knows its values' Go types better).
+    None when there is nothing to check: no definition, no ``STRICT_VALIDATION`` or no field to check.
+    """
+    if stream is None or not stream.options.strict_validation:
+        return None
+    fields = tuple(field for field in stream.fields if only is None or field.name in only)
+    if not fields:
+        return None
+    convert = row_converter(fields, describe)
+
+    def check(row: Row) -> Row:
         try:
-            return [convert(row) for row in rows]
+            return convert(row)
         except Mismatch as exc:
             # eKuiper's wording, so sendError rows and last_exception read the same as there.
             raise DecodeError(f"error in preprocessor: {exc}") from None
+
+    return check
+
+
+def checked_event(check: RowCheck | None, row: Row, ts: int, meta: Row | None) -> Event | ErrorItem:
+    """A dict row as an ``Event`` after ``check`` (see ``row_check``), or the ``ErrorItem`` of its mismatch."""
+    if check is None:
+        return Event(row, ts, meta)
+    try:
+        return Event(check(row), ts, meta)
+    except DecodeError as exc:
+        return ErrorItem(exc.message)
+
+
+def _strict(decode: Decoder, check: RowCheck) -> Decoder:
+    def strict(payload: bytes | str) -> list[Row]:
+        return [check(row) for row in decode(payload)]
 
     return strict
 
 
 def _binary_decoder(stream: StreamDef) -> Decoder:
     if stream.schemaless:
-        field = "self"
+        field = binary_format.FIELD
     elif len(stream.fields) == 1 and stream.fields[0].type == SimpleType("bytea"):
         field = stream.fields[0].name
     else:
@@ -133,9 +172,8 @@ def make_decoder(stream: StreamDef) -> Decoder:
     """
     fmt = stream.options.format.lower() or "json"
     if fmt == "json":
-        if stream.options.strict_validation and stream.fields:
-            return _strict(_json, row_converter(stream.fields))
-        return _json
+        check = row_check(stream)
+        return _json if check is None else _strict(_json, check)
     if fmt == "binary":
         return _binary_decoder(stream)
     if fmt == "delimited":

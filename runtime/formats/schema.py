@@ -18,7 +18,10 @@ from runtime.sql.functions.convert import to_datetime
 from runtime.sql.values import EvalError, typed
 
 Convert = Callable[[Any], Any]
-"""A declared type's converter: value -> converted value; raises ``_Mismatch`` with eKuiper's wording."""
+"""A declared type's converter: value -> converted value; raises ``Mismatch`` with eKuiper's wording."""
+
+Describe = Callable[[Any], str]
+"""How a mismatching value is shown: ``typed`` (``int64(3)``, ``string(red)``) unless a source knows better."""
 
 RowConverter = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -27,50 +30,50 @@ class Mismatch(ValueError):
     """A value does not fit its declared type; the message is the part after ``field <name> type mismatch: ``."""
 
 
-def _cannot(value: Any, target: str) -> Mismatch:
-    return Mismatch(f"cannot convert {typed(value)} to {target}")
+def _cannot(value: Any, target: str, describe: Describe = typed) -> Mismatch:
+    return Mismatch(f"cannot convert {describe(value)} to {target}")
 
 
-def _bigint(value: Any) -> Any:
+def _bigint(value: Any, describe: Describe) -> Any:
     if isinstance(value, bool):
-        raise _cannot(value, "int64")
+        raise _cannot(value, "int64", describe)
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise _cannot(value, "int64")
+    raise _cannot(value, "int64", describe)
 
 
-def _float(value: Any) -> Any:
+def _float(value: Any, describe: Describe) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise _cannot(value, "float64")
+    raise _cannot(value, "float64", describe)
 
 
-def _string(value: Any) -> Any:
+def _string(value: Any, describe: Describe = typed) -> Any:
     if isinstance(value, str):
         return value
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", errors="replace")
-    raise _cannot(value, "string")
+    raise _cannot(value, "string", describe)
 
 
-def _boolean(value: Any) -> Any:
+def _boolean(value: Any, describe: Describe) -> Any:
     if isinstance(value, bool):
         return value
-    raise _cannot(value, "bool")
+    raise _cannot(value, "bool", describe)
 
 
-def _datetime(value: Any) -> Any:
+def _datetime(value: Any, describe: Describe = typed) -> Any:
     if isinstance(value, bool):
-        raise _cannot(value, "datetime")
+        raise _cannot(value, "datetime", describe)
     try:
         return to_datetime(value)
     except EvalError:
-        raise _cannot(value, "datetime") from None
+        raise _cannot(value, "datetime", describe) from None
 
 
-def _bytea(value: Any) -> Any:
+def _bytea(value: Any, describe: Describe) -> Any:
     if isinstance(value, bytes | bytearray):
         return bytes(value)
     if isinstance(value, str):
@@ -78,11 +81,11 @@ def _bytea(value: Any) -> Any:
         try:
             return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise _cannot(value, "bytea") from None
-    raise _cannot(value, "bytea")
+            raise _cannot(value, "bytea", describe) from None
+    raise _cannot(value, "bytea", describe)
 
 
-_SIMPLE: dict[str, Convert] = {
+_SIMPLE: dict[str, Callable[[Any, Describe], Any]] = {
     "bigint": _bigint,
     "float": _float,
     "string": _string,
@@ -92,44 +95,47 @@ _SIMPLE: dict[str, Convert] = {
 }
 
 
-def _array(element: Convert) -> Convert:
+def _array(element: Convert, describe: Describe) -> Convert:
     def convert(value: Any) -> Any:
         if not isinstance(value, list):
-            raise Mismatch(f"expect array but found {typed(value)}")
+            raise Mismatch(f"expect array but found {describe(value)}")
         return [None if item is None else element(item) for item in value]
 
     return convert
 
 
-def _struct(fields: tuple[FieldDef, ...]) -> Convert:
-    inner = row_converter(fields)
+def _struct(fields: tuple[FieldDef, ...], describe: Describe) -> Convert:
+    inner = row_converter(fields, describe)
 
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
-            raise Mismatch(f"expect map but found {typed(value)}")
+            raise Mismatch(f"expect map but found {describe(value)}")
         return inner(value)
 
     return convert
 
 
-def type_converter(field_type: FieldType) -> Convert:
+def type_converter(field_type: FieldType, describe: Describe = typed) -> Convert:
     """The converter for one declared type (nested arrays and structs included)."""
     if isinstance(field_type, SimpleType):
-        return _SIMPLE[field_type.name.lower()]
+        simple = _SIMPLE[field_type.name.lower()]
+        return lambda value: simple(value, describe)
     if isinstance(field_type, ArrayType):
-        return _array(type_converter(field_type.element))
+        return _array(type_converter(field_type.element, describe), describe)
     if isinstance(field_type, StructType):
-        return _struct(field_type.fields)
+        return _struct(field_type.fields, describe)
     raise TypeError(f"unknown field type {field_type!r}")
 
 
-def row_converter(fields: tuple[FieldDef, ...]) -> RowConverter:
+def row_converter(fields: tuple[FieldDef, ...], describe: Describe = typed) -> RowConverter:
     """Convert a row's declared fields in place of a copy; undeclared keys and nulls are kept as they are.
+
+    ``describe`` shows a mismatching value in the message (``typed`` by default).
 
     Raises (when called):
       Mismatch: ``field <name> type mismatch: <reason>`` for the first field that does not convert.
     """
-    converters = [(field.name, type_converter(field.type)) for field in fields]
+    converters = [(field.name, type_converter(field.type, describe)) for field in fields]
 
     def convert(row: dict[str, Any]) -> dict[str, Any]:
         out = dict(row)

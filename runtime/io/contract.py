@@ -21,6 +21,22 @@ Row = dict[str, Any]
 
 
 @final
+class JoinedRow(dict[str, Any]):
+    """A row of a rule that reads several sources (JOIN): the merged columns plus each source's own row.
+
+    As a dict it holds every column of its parts, the left-most source winning on a conflict (what ``*`` and
+    an unqualified name see, as eKuiper's ``JoinTuple``); ``tables`` maps each part's FROM/JOIN name (alias
+    if given) to that source's row, for ``stream.col`` and ``stream.*``. Built by ``runtime.ops.join``.
+    """
+
+    __slots__ = ("tables",)
+
+    def __init__(self, merged: Row, tables: dict[str, Row]) -> None:
+        super().__init__(merged)
+        self.tables = tables
+
+
+@final
 class Event:
     """One decoded source message: its row, ingest/event time in epoch ms and optional source metadata."""
 
@@ -100,6 +116,7 @@ class SourceSpec:
     options: dict[str, str]
     ctx: IoContext
     definition: StreamDef | None = None  # the full stream definition (schema, STRICT_VALIDATION, TIMESTAMP…)
+    fields_read: frozenset[str] | None = None  # the declared fields the rule reads (None: all); see row_check
 
 
 @final

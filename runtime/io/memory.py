@@ -13,7 +13,8 @@ from typing import Any, final
 import trio
 
 from runtime.errors import PlanError, SinkError, SourceError
-from runtime.io.contract import Batch, ErrorItem, Event, Outbox, Row, SinkSpec, SourceSpec
+from runtime.formats.decode import checked_event, row_check
+from runtime.io.contract import Batch, ErrorItem, Outbox, Row, SinkSpec, SourceSpec
 
 Published = tuple[str, list[Row]]
 """What a subscription receives: the concrete topic and the rows published to it in one call."""
@@ -170,7 +171,8 @@ class MemorySource:
     """Stream source ``TYPE="memory"``: subscribes to ``DATASOURCE`` (a topic filter) and forwards each publish.
 
     Rows arrive already decoded (no FORMAT step); each becomes an ``Event`` stamped with the arrival time and
-    ``meta={"topic": <actual topic>}`` (what ``meta(topic)`` reads).
+    ``meta={"topic": <actual topic>}`` (what ``meta(topic)`` reads). With STRICT_VALIDATION the fields the rule
+    reads are converted to their declared types first; a mismatch is an error item, as for a decoded frame.
     """
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -182,6 +184,7 @@ class MemorySource:
         if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
             raise PlanError(f"memory source of stream {spec.stream}: bufferLength must be a non-negative int")
         self._buffer = buffer
+        self._check = row_check(spec.definition, spec.fields_read)
 
     async def run(
         self,
@@ -195,6 +198,7 @@ class MemorySource:
         """
         clock = self._ctx.clock
         connection = self._ctx.connection
+        check = self._check
         async with self._bus.subscribe(self._filter, self._buffer) as recv:
             connection.status = 1
             connection.last_connected_time = clock.now_ms()
@@ -206,7 +210,7 @@ class MemorySource:
                     ts = clock.now_ms()
                     meta: Row = {"topic": topic}  # shared by the batch's events: nobody mutates meta
                     batch: Batch = [
-                        Event(row, ts, meta)
+                        checked_event(check, row, ts, meta)
                         if isinstance(row, dict)
                         else ErrorItem(
                             f"memory topic {topic}: expected a JSON object, got {type(row).__name__}"

@@ -11,6 +11,7 @@ from typing import TypeVar, final
 from runtime.errors import PlanError
 from runtime.io.contract import SinkFactory, SourceFactory
 from runtime.io.file import FileSink
+from runtime.io.file_source import FileSource
 from runtime.io.log import LogSink
 from runtime.io.memory import MemorySink, MemorySource
 from runtime.io.nop import NopSink
@@ -101,10 +102,11 @@ def _register(
 def builtin_registry() -> Registry:
     """A new registry with the built-in connectors.
 
-    Sources: ``memory``, ``websocket``. Sinks: ``memory``, ``websocket``, ``log``, ``nop``, ``file``.
+    Sources: ``memory``, ``file``, ``websocket``. Sinks: ``memory``, ``websocket``, ``log``, ``nop``, ``file``.
     """
     registry = Registry()
     registry.register_source("memory", MemorySource)
+    registry.register_source("file", FileSource)
     registry.register_sink("memory", MemorySink)
     registry.register_sink("log", LogSink)
     registry.register_sink("nop", NopSink)

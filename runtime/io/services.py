@@ -6,15 +6,35 @@ websocket client connections) lives here, owned by one ``Engine``, so no connect
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, final
 
 import trio
 
+from runtime.clock import Clock
 from runtime.config import SourceConf
 from runtime.errors import EngineError
 from runtime.io.memory import MemoryBus
+from runtime.keyedstate import KeyedStateStore
+from runtime.sql.values import EvalContext
+
+# eKuiper reads KUIPER_PROPS_*; Oort also its own prefix.
+PROPS_ENV_PREFIXES = ("OORT_PROPS_", "KUIPER_PROPS_")
+
+
+def props_from_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``props(name)`` values: every ``OORT_PROPS_<NAME>``/``KUIPER_PROPS_<NAME>`` variable, name lower-cased.
+
+    eKuiper reads these once at startup (``pkg/props``); ``OORT_PROPS_*`` wins over ``KUIPER_PROPS_*``.
+    """
+    props: dict[str, str] = {}
+    for prefix in reversed(PROPS_ENV_PREFIXES):
+        for key, value in environ.items():
+            if key.startswith(prefix) and len(key) > len(prefix):
+                props[key[len(prefix) :].lower()] = value
+    return props
+
 
 _T = TypeVar("_T")
 
@@ -30,9 +50,11 @@ class Services:
       memory: what memory sources subscribe to, memory sinks and REST ``POST /memory/{topic}`` publish to.
       source_conf: the ``[source]`` section of ``oort.toml`` (global data server address and TLS).
       etc_dir: the configuration folder (conf groups), or None outside an engine.
+      keyed_state: the store ``get_keyed_state()`` reads; default: an empty one in memory.
+      props: the values ``props(name)`` reads (see ``props_from_environ``); default: none.
     """
 
-    __slots__ = ("_nursery", "_shared", "etc_dir", "memory", "source_conf")
+    __slots__ = ("_nursery", "_shared", "etc_dir", "keyed_state", "memory", "props", "source_conf")
 
     def __init__(
         self,
@@ -40,8 +62,12 @@ class Services:
         *,
         source_conf: SourceConf | None = None,
         etc_dir: Path | None = None,
+        keyed_state: KeyedStateStore | None = None,
+        props: Mapping[str, str] | None = None,
     ) -> None:
         self.memory = memory if memory is not None else MemoryBus()
+        self.keyed_state = keyed_state if keyed_state is not None else KeyedStateStore()
+        self.props: Mapping[str, str] = dict(props) if props is not None else {}
         self.source_conf = source_conf if source_conf is not None else SourceConf()
         self.etc_dir = etc_dir
         self._nursery: trio.Nursery | None = None
@@ -73,6 +99,13 @@ class Services:
         if found is None:
             found = self._shared[key] = factory()
         return found
+
+    def eval_context(self, rule_id: str, clock: Clock) -> EvalContext:
+        """A rule run's expression context, reading this engine's keyed state and props.
+
+        Made when the run starts: ``rule_start()`` is the clock's time now.
+        """
+        return EvalContext(rule_id=rule_id, clock=clock, keyed_state=self.keyed_state, props=self.props)
 
     def __repr__(self) -> str:
         return (

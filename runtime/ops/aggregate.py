@@ -17,12 +17,30 @@ import attrs
 
 from runtime.errors import PlanError
 from runtime.io.contract import ErrorItem, Event, Row
-from runtime.ops.project import FilterProject, compile_filter_project, output_key
+from runtime.ops.project import FilterProject, compile_filter_project, output_key, unnest_rows
 from runtime.ops.window import UNIT_MS, Pane, WindowSpec
 from runtime.sql.aggregates import GroupFn, compile_aggregate, is_aggregate
-from runtime.sql.ast import Call, Expr, FieldRef, Literal, Select, TimeUnit, Wildcard, map_expr, walk
+from runtime.sql.ast import (
+    Call,
+    Expr,
+    FieldRef,
+    Literal,
+    Select,
+    TimeUnit,
+    Wildcard,
+    map_expr,
+    select_exprs,
+    walk,
+)
 from runtime.sql.expr import EvalContext, EvalError, Fn, compile_expr
 from runtime.sql.functions import lookup
+from runtime.sql.functions.hits import (
+    AGG_HIT_FUNCTIONS,
+    HIT_FUNCTIONS,
+    calls_any,
+    record_agg_hit,
+    recording_hits,
+)
 
 ROW_NUMBER = "$$row_number"  # synthetic column of row_number(): the row's 1-based position after HAVING
 _TYPE_NAMES: Mapping[type, str] = MappingProxyType({bool: "bool", int: "int", float: "float", str: "string"})
@@ -55,10 +73,16 @@ class WindowQuery:
         order: list[tuple[Fn, bool]],
         limit: int | None,
         project: FilterProject,
+        agg_hits: bool = False,
+        pane_having: bool = False,
     ) -> None:
         self._where = where
+        self._agg_hits = agg_hits  # the query reads last_agg_hit_*(): each group passing HAVING is a hit
         self._dims = dims
         self._aggregate = aggregate or bool(dims)
+        # eKuiper's HAVING over an ungrouped window: aggregates there (but not in SELECT) judge the whole
+        # pane, and a passing pane keeps all its rows (TestWindowRule3: HAVING last_agg_hit_count() < 7).
+        self._pane_having = pane_having and not self._aggregate and having is not None
         self._aggregates = aggregates  # (synthetic column, compiled call), computed once per group
         self._row_number = row_number
         self._synthetic = [name for name, _ in aggregates] + ([ROW_NUMBER] if row_number else [])
@@ -92,12 +116,23 @@ class WindowQuery:
             events = kept
         self.stopped_at = "project"
         results: list[tuple[list[Any], Row]] = []
+        having, group_hits = self._having, self._agg_hits
         try:
+            if self._pane_having and having is not None and events:
+                try:
+                    passed = having(self._bind(events, pane, ctx, aggregate=True), ctx)
+                except EvalError as exc:
+                    self.stopped_at = "having"
+                    return ErrorItem(f"run Having error: {exc.message}")
+                if passed is not True:
+                    self.stopped_at = "having"
+                    return None
+                having, group_hits = None, False
             for group in self._groups(events):
                 row = self._bind(group, pane, ctx)
-                if self._having is not None:
+                if having is not None:
                     try:
-                        passed = self._having(row, ctx)
+                        passed = having(row, ctx)
                     except EvalError as exc:
                         self.stopped_at = "having"
                         return ErrorItem(f"run Having error: {exc.message}")
@@ -108,13 +143,21 @@ class WindowQuery:
                 keys = [fn(row, ctx) for fn, _ in self._order]
                 out = self._project.apply(row, ctx)
                 if out is not None:
+                    if group_hits:
+                        record_agg_hit(ctx)  # after SELECT: it reads the state before this hit
                     for name in self._synthetic:
                         out.pop(name, None)  # SELECT * must not show the synthetic columns
-                    results.append((keys, out))
+                    if self._project.srf_key is None:
+                        results.append((keys, out))
+                    else:
+                        results.extend((keys, r) for r in unnest_rows(out, self._project.srf_key))
         except EvalError as exc:
             return ErrorItem(exc.message)
         finally:
-            ctx.group = None
+            ctx.group = ctx.group_ts = None
+        if self._agg_hits and not group_hits:
+            ctx.ts = pane.end
+            record_agg_hit(ctx)  # the pane passed HAVING as a whole: one hit, after SELECT read the state
         if self._having is not None and not results:
             self.stopped_at = "having"
             return None
@@ -141,15 +184,16 @@ class WindowQuery:
             groups.setdefault(key, []).append(event)
         return list(groups.values())
 
-    def _bind(self, group: list[Event], pane: Pane, ctx: EvalContext) -> Row:
+    def _bind(self, group: list[Event], pane: Pane, ctx: EvalContext, *, aggregate: bool = False) -> Row:
         first = group[0]
         ctx.meta = first.meta
-        if not self._aggregate:
+        if not (aggregate or self._aggregate):
             ctx.group = None
             ctx.ts = first.ts
             return first.data
         rows = [event.data for event in group]
         ctx.group = rows
+        ctx.group_ts = [event.ts for event in group]
         ctx.ts = pane.end  # event_time() of an aggregate row is the window's trigger time (§C.5)
         if not self._aggregates:
             return first.data
@@ -204,9 +248,11 @@ def compile_window_query(
     Raises:
       PlanError, SqlError: an expression cannot be compiled.
     """
-    exprs = [f.expr for f in select.fields] + ([select.having] if select.having is not None else [])
-    aggregate = has_aggregate(exprs)
+    aggregate = has_aggregate([f.expr for f in select.fields])
+    pane_having = select.having is not None and has_aggregate([select.having])
     row_number = any(isinstance(e, Call) and e.name == "row_number" for e in walk(select.fields))
+    agg_hits = calls_any((e for _, e in select_exprs(select)), AGG_HIT_FUNCTIONS)
+    where_hits = reads_hits(select.where, select)
     select, aggregates = _lift_aggregates(select)
     aliases = {f.alias: f.expr for f in select.fields if f.alias and not isinstance(f.expr, Wildcard)}
 
@@ -217,6 +263,8 @@ def compile_window_query(
     where = None
     if where_after_window and select.where is not None:
         where = compile_expr(select.where, resolve=resolve)
+        if where_hits:
+            where = recording_hits(where)
     bare = attrs.evolve(select, where=None, group_by=(), having=None, order_by=(), limit=None)
     return WindowQuery(
         where=where,
@@ -227,8 +275,20 @@ def compile_window_query(
         having=compile_expr(select.having, resolve=resolve) if select.having is not None else None,
         order=[(compile_expr(o.expr, resolve=resolve), o.descending) for o in select.order_by],
         limit=select.limit,
-        project=compile_filter_project(bare, send_nil_field=send_nil_field),
+        # A WHERE reading last_hit_*() records the hits itself; otherwise each output row is one.
+        project=compile_filter_project(bare, send_nil_field=send_nil_field, record_hits=not where_hits),
+        agg_hits=agg_hits,
+        pane_having=pane_having,
     )
+
+
+def reads_hits(expr: Expr | None, select: Select) -> bool:
+    """Whether ``expr`` calls ``last_hit_*()``, also through a SELECT alias (``WHERE lc < 2``)."""
+    if expr is None:
+        return False
+    aliases = {f.alias: f.expr for f in select.fields if f.alias and not isinstance(f.expr, Wildcard)}
+    used = [aliases[n.name] for n in walk(expr) if isinstance(n, FieldRef) and n.name in aliases]
+    return calls_any([expr, *used], HIT_FUNCTIONS)
 
 
 def _lift_aggregates(select: Select) -> tuple[Select, list[tuple[str, GroupFn]]]:
@@ -238,6 +298,16 @@ def _lift_aggregates(select: Select) -> tuple[Select, list[tuple[str, GroupFn]]]
     the rewrite does not change what the sink sees.
     """
     slots: dict[Call, str] = {}
+    # Aggregate arguments may name SELECT aliases of per-row expressions (``last_value(et, true)``).
+    plain = {
+        f.alias: f.expr
+        for f in select.fields
+        if f.alias and not isinstance(f.expr, Wildcard) and not has_aggregate([f.expr])
+    }
+
+    def resolve(ref: FieldRef) -> Fn | None:
+        expr = plain.get(ref.name)
+        return compile_expr(expr) if expr is not None else None
 
     def lift(expr: Expr) -> Expr:
         if isinstance(expr, Call) and expr.name == "row_number":
@@ -259,7 +329,7 @@ def _lift_aggregates(select: Select) -> tuple[Select, list[tuple[str, GroupFn]]]
     having = map_expr(select.having, lift) if select.having is not None else None
     order = tuple(attrs.evolve(item, expr=map_expr(item.expr, lift)) for item in select.order_by)
     lifted = attrs.evolve(select, fields=tuple(fields), having=having, order_by=order)
-    return lifted, [(name, compile_aggregate(call)) for call, name in slots.items()]
+    return lifted, [(name, compile_aggregate(call, resolve)) for call, name in slots.items()]
 
 
 @final
@@ -286,9 +356,11 @@ def window_call(select: Select) -> Call | None:
 
 
 def plan_window(
-    select: Select, *, event_time: bool = False, send_nil_field: bool = False
+    select: Select, *, event_time: bool = False, send_nil_field: bool = False, push_where: bool = True
 ) -> WindowPlan | None:
     """The window plan of a query with a window in GROUP BY; None for a query without one.
+
+    ``push_where`` False keeps WHERE after the window (a join's WHERE reads the joined rows).
 
     Raises:
       PlanError: GROUP BY without a window, or a window kind not supported.
@@ -301,17 +373,22 @@ def plan_window(
     spec = window_spec(call)
     dims = tuple(e for e in select.group_by if e is not call)
     # eKuiper pushes WHERE below tumbling/hopping/session windows in processing time only (§C.4, C.6).
-    pushed = not event_time and spec.kind in ("tumbling", "hopping", "session")
+    pushed = push_where and not event_time and spec.kind in ("tumbling", "hopping", "session")
     query = compile_window_query(
         attrs.evolve(select, group_by=dims), where_after_window=not pushed, send_nil_field=send_nil_field
     )
+    when = call.over.when if call.over is not None else None
+    trigger = compile_expr(when) if when is not None else None
+    if trigger is not None and calls_any([when], HIT_FUNCTIONS):
+        trigger = recording_hits(trigger)  # each triggering event is a hit (last_hit_time() in OVER WHEN)
+    where = compile_expr(select.where) if pushed and select.where is not None else None
+    if where is not None and reads_hits(select.where, select):
+        where = recording_hits(where)
     return WindowPlan(
         spec=spec,
         filter=compile_expr(call.filter) if call.filter is not None else None,
-        trigger=compile_expr(call.over.when)
-        if call.over is not None and call.over.when is not None
-        else None,
-        where=compile_expr(select.where) if pushed and select.where is not None else None,
+        trigger=trigger,
+        where=where,
         query=query,
     )
 

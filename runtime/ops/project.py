@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeGuard, final
 
 from runtime.errors import PlanError, SqlError
-from runtime.io.contract import Row
+from runtime.io.contract import JoinedRow, Row
 from runtime.sql import functions
 from runtime.sql.ast import (
     Call,
@@ -26,6 +26,7 @@ from runtime.sql.ast import (
     walk,
 )
 from runtime.sql.expr import CallHook, EvalContext, EvalError, Fn, RefResolver, compile_expr, expr_text
+from runtime.sql.functions.hits import HIT_FUNCTIONS, calls_any, record_hit
 
 _Emit = Callable[[Row, EvalContext, Row], None]
 _PENDING: Final = object()  # an analytic slot not computed yet for this event
@@ -42,7 +43,7 @@ def _is_analytic(node: object) -> TypeGuard[Call]:
 class FilterProject:
     """WHERE then SELECT for one row. Build with ``compile_filter_project``."""
 
-    __slots__ = ("_analytic", "_emits", "_where", "output_keys")
+    __slots__ = ("_analytic", "_emits", "_hits", "_where", "output_keys", "srf_key")
 
     def __init__(
         self,
@@ -50,8 +51,13 @@ class FilterProject:
         emits: list[_Emit],
         output_keys: tuple[str, ...],
         analytic: tuple[Fn, ...] = (),
+        *,
+        hits: bool = False,
+        srf_key: str | None = None,
     ) -> None:
         self._analytic = analytic
+        self._hits = hits  # the query reads last_hit_*(): every row passing WHERE is a hit
+        self.srf_key = srf_key  # the key holding unnest()'s array, expanded by ``unnest_rows``
         self._where = where
         self._emits = emits
         self.output_keys = output_keys  # named keys in field order ("*" stands for the merged row)
@@ -85,6 +91,8 @@ class FilterProject:
         out: Row = {}
         for emit in self._emits:
             emit(row, ctx, out)
+        if self._hits:
+            record_hit(ctx)  # after SELECT: last_hit_*() read the state before this hit
         return out
 
     def __repr__(self) -> str:
@@ -107,13 +115,18 @@ def output_key(field: SelectField, unnamed_index: int) -> str | None:
     return None
 
 
-def compile_filter_project(select: Select, *, send_nil_field: bool = False) -> FilterProject:
+def compile_filter_project(
+    select: Select, *, send_nil_field: bool = False, record_hits: bool = True
+) -> FilterProject:
     """Compile a non-window SELECT's WHERE and fields into one ``FilterProject``.
 
     Aliases may be referenced by other fields (in any order) and by WHERE; a reference compiles the
     aliased expression in place, so its value is computed again rather than looked up (pure functions
     give the same result; ``rand()``/``newuuid()`` behind an alias would be drawn twice). Inside its own
     definition a name that equals its alias means the column (``size + 1 AS size``).
+
+    When the query reads ``last_hit_*()`` and ``record_hits`` is true, each row passing WHERE is a hit,
+    recorded after the row is projected (window queries pass False when their WHERE records the hits).
 
     Raises:
       SqlError: cyclic aliases (``select fields have cycled alias``).
@@ -182,6 +195,7 @@ def compile_filter_project(select: Select, *, send_nil_field: bool = False) -> F
     emits: list[_Emit] = []
     keys: list[str] = []
     unnamed = 0
+    srf_key: str | None = None
     for field in select.fields:
         if isinstance(field.expr, Wildcard):
             emits.append(_wildcard_emit(field.expr, send_nil_field, resolver, read_slot))
@@ -197,10 +211,62 @@ def compile_filter_project(select: Select, *, send_nil_field: bool = False) -> F
         label = (
             f"alias: {field.alias} " if field.alias else ""
         ) + f"expr: {expr_text(field.expr, default_stream)} "
-        if not field.invisible:
+        kind = _call_kind(field.expr)
+        if kind == "srf":
+            srf_key = key
+        if field.invisible:
+            continue
+        if kind == "multi":
+            emits.append(_spread_emit(fn, label))  # changed_cols(): its columns go into the row
+            keys.append("*")
+        else:
             emits.append(_field_emit(key, fn, label, send_nil_field))
             keys.append(key)
-    return FilterProject(where, emits, tuple(keys), analytic)
+    hits = record_hits and calls_any((e for _, e in select_exprs(select)), HIT_FUNCTIONS)
+    return FilterProject(where, emits, tuple(keys), analytic, hits=hits, srf_key=srf_key)
+
+
+def _call_kind(expr: Expr) -> str | None:
+    if not isinstance(expr, Call):
+        return None
+    fdef = functions.lookup(expr.name)
+    return fdef.kind if fdef is not None else None
+
+
+def unnest_rows(row: Row, key: str) -> list[Row]:
+    """The rows of the set-returning ``unnest()`` held under ``key`` (§C.4): one per array element.
+
+    An object element spreads its keys into the row (replacing same-named columns and the unnest column);
+    any other element becomes the value of ``key``. The other columns are copied into every row.
+
+    Raises:
+      EvalError: the value is not an array (eKuiper's ``projectset`` messages).
+    """
+    if key not in row:
+        raise EvalError("can't find the result from the unnest function")
+    values = row[key]
+    if not isinstance(values, list):
+        raise EvalError("the argument for the unnest function should be array")
+    rest = {k: v for k, v in row.items() if k != key}
+    out: list[Row] = []
+    for value in values:
+        if isinstance(value, dict):
+            out.append({**rest, **value})
+        else:
+            out.append({**rest, key: value})
+    return out
+
+
+def _spread_emit(fn: Fn, label: str) -> _Emit:
+    def emit(row: Row, ctx: EvalContext, out: Row) -> None:
+        try:
+            value = fn(row, ctx)
+        except EvalError as exc:
+            raise EvalError(f"run Select error: {label}meet error, err:{exc.message}") from None
+        if isinstance(value, dict):
+            out.update(value)
+
+    return emit
 
 
 def _field_emit(key: str, fn: Fn, label: str, send_nil: bool) -> _Emit:
@@ -231,8 +297,13 @@ def _wildcard_emit(
         for f in wildcard.replace
     ]
 
+    stream = wildcard.stream
+
     def emit(row: Row, ctx: EvalContext, out: Row) -> None:
-        for key, value in row.items():
+        source = row
+        if stream is not None and type(row) is JoinedRow:
+            source = row.tables.get(stream) or {}  # ``demo.*``: only that source's columns
+        for key, value in source.items():
             if key not in excluded and (value is not None or send_nil):
                 out[key] = value
         for key, fn, label in replaced:  # REPLACE wins over EXCEPT

@@ -13,7 +13,7 @@ Times are epoch milliseconds of the rule clock (processing time: ingestion time)
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Literal, final
 
@@ -244,23 +244,34 @@ def make_window(spec: WindowSpec, start_ms: int, trigger: Trigger | None = None)
 class Watermark:
     """Event-time ordering (§C.5): buffers events and releases them in timestamp order once the watermark
     (max event time seen − lateTolerance) has passed them; events older than the watermark are late and dropped.
+
+    With several input ``streams`` (a join) the watermark is the minimum over the streams of their max event
+    time, minus lateTolerance, and exists only once every stream has delivered an event.
     """
 
-    def __init__(self, late_tolerance_ms: int) -> None:
+    def __init__(self, late_tolerance_ms: int, streams: Collection[str] = ()) -> None:
         self._late = late_tolerance_ms
+        self._streams = frozenset(streams)
+        self._max: dict[str, int] = {}
         self._heap: list[tuple[int, int, Event]] = []
         self._seq = 0  # keeps arrival order among equal timestamps
         self.value: int | None = None
         self.dropped = 0
 
-    def push(self, event: Event) -> list[Event]:
-        """Accept one event; returns the events now released, in timestamp order."""
+    def push(self, event: Event, stream: str = "") -> list[Event]:
+        """Accept one event (of input ``stream``); returns the events now released, in timestamp order."""
         if self.value is not None and event.ts < self.value:
             self.dropped += 1
             return []
         heapq.heappush(self._heap, (event.ts, self._seq, event))
         self._seq += 1
         mark = event.ts - self._late
+        if self._streams:
+            if event.ts > self._max.get(stream, event.ts - 1):
+                self._max[stream] = event.ts
+            if len(self._max) < len(self._streams):
+                return []
+            mark = min(self._max.values()) - self._late
         if self.value is None or mark > self.value:
             self.value = mark
         released: list[Event] = []

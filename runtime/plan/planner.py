@@ -18,14 +18,35 @@ from runtime.io.contract import IoContext, Sink, SinkSpec, Source, SourceSpec
 from runtime.io.registry import Registry
 from runtime.io.sinkprops import SinkProps
 from runtime.ops.aggregate import WindowPlan, plan_window
+from runtime.ops.dedup import DedupSpec, extract_dedup
+from runtime.ops.join import JoinPlan, compile_join
 from runtime.ops.project import FilterProject, compile_filter_project
 from runtime.plan.catalog import Catalog
 from runtime.plan.ruledef import RuleDef
-from runtime.sql.ast import Select, StreamDef
+from runtime.sql.ast import BinaryOp, Select, SelectField, SourceRef, StreamDef, Wildcard
 from runtime.sql.parser import parse_select
+from runtime.sql.semantic import fields_read
 
 DEFAULT_STREAM_TYPE = "mqtt"  # eKuiper's default when TYPE is absent
 DEFAULT_TABLE_TYPE = "file"
+
+
+@final
+@attrs.frozen
+class SourceInput:
+    """One FROM/JOIN source of a rule: its name in the query (alias if given), definition and connector type."""
+
+    ref: SourceRef
+    definition: StreamDef
+    source_type: str
+
+    @property
+    def name(self) -> str:
+        return self.ref.ref_name
+
+    @property
+    def is_table(self) -> bool:
+        return self.definition.kind == "table"
 
 
 @final
@@ -39,6 +60,11 @@ class RulePlan:
     source_type: str
     operator: FilterProject  # a window rule's projection; the rest of its operator is in ``window``
     window: WindowPlan | None = None
+    # A rule over several sources (JOIN): every source in query order, and the compiled JOIN clauses.
+    inputs: tuple[SourceInput, ...] = ()
+    join: JoinPlan | None = None
+    # A dedup_trigger rule: the stage holding rows between WHERE and ``operator`` (SELECT without WHERE).
+    dedup: DedupPlan | None = None
 
     @property
     def has_where(self) -> bool:
@@ -59,6 +85,8 @@ def plan_rule(rule: RuleDef, catalog: Catalog, registry: Registry) -> RulePlan:
       PlanError: an unknown stream or connector type, or an unsupported query shape.
     """
     select = parse_select(rule.sql)
+    if select.joins:
+        return _plan_join_rule(rule, select, catalog, registry)
     names = [ref.name for ref in select.sources]
     if len(names) != 1:
         raise PlanError(f"rule {rule.id}: queries over {len(names)} sources (joins) are not supported yet")
@@ -87,30 +115,143 @@ def plan_rule(rule: RuleDef, catalog: Catalog, registry: Registry) -> RulePlan:
             operator=window.query.project,
             window=window,
         )
+    extracted = extract_dedup(select)
+    if extracted is not None:
+        if options.is_event_time:
+            raise PlanError(f"rule {rule.id}: dedup_trigger is not supported with isEventTime")
+        spec, rewritten = extracted
+        return RulePlan(
+            rule=rule,
+            select=select,
+            stream=stream,
+            source_type=kind,
+            operator=compile_filter_project(
+                attrs.evolve(rewritten, where=None), send_nil_field=options.send_nil_field, record_hits=False
+            ),
+            dedup=DedupPlan(spec, _where_stage(rewritten)),
+        )
     operator = compile_filter_project(select, send_nil_field=rule.options.send_nil_field)
     return RulePlan(rule=rule, select=select, stream=stream, source_type=kind, operator=operator)
 
 
+@final
+@attrs.frozen
+class DedupPlan:
+    """The ``dedup_trigger`` stage of a rule: its spec, and WHERE (with the rule's aliases) as a filter that
+    passes the whole row on (None without WHERE)."""
+
+    spec: DedupSpec
+    where: FilterProject | None
+
+
+def _where_stage(select: Select) -> FilterProject | None:
+    if select.where is None:
+        return None
+    # ``*`` keeps the row as it came (nulls included); the hidden fields keep the aliases WHERE may name.
+    hidden = tuple(attrs.evolve(field, invisible=True) for field in select.fields)
+    filtering = attrs.evolve(select, fields=(SelectField(Wildcard()), *hidden))
+    return compile_filter_project(filtering, send_nil_field=True)
+
+
+def _plan_join_rule(rule: RuleDef, select: Select, catalog: Catalog, registry: Registry) -> RulePlan:
+    """A rule over several streams (inside a window) and tables (SURFACE.md §C.4 JOIN)."""
+    inputs: list[SourceInput] = []
+    for ref in select.sources:
+        definition = catalog.streams["stream"].get(ref.name) or catalog.streams["table"].get(ref.name)
+        if definition is None:
+            raise PlanError(f"fail to get stream {ref.name}, please check if stream is created")
+        kind = source_type(definition)
+        registry.source_factory(kind)  # raises PlanError for an unknown type
+        inputs.append(SourceInput(ref, definition, kind))
+    for sink_type, _ in rule.actions:
+        registry.sink_factory(sink_type)
+    streams = [source for source in inputs if not source.is_table]
+    if not streams:
+        raise PlanError(
+            f"rule {rule.id}: a join needs at least one stream; tables only hold rows for streams"
+        )
+    lookup_keys: dict[str, str] = {}
+    for source in inputs:
+        opts = source.definition.options
+        if source.is_table and opts.kind == "lookup":
+            if not opts.key:
+                raise PlanError(f"lookup table {source.definition.name} needs a KEY to be joined")
+            lookup_keys[source.name] = opts.key
+    options = rule.options
+    if select.where is not None and all(j.kind == "inner" for j in select.joins):
+        # eKuiper pushes WHERE into an inner join's condition (TestWindowRule11: the join emits only what
+        # passes WHERE); for inner joins the result is the same, only the node that reports it changes.
+        last = select.joins[-1]
+        on = select.where if last.on is None else BinaryOp("AND", last.on, select.where)
+        select = attrs.evolve(select, joins=(*select.joins[:-1], attrs.evolve(last, on=on)), where=None)
+    join = compile_join(select, lookup_keys)
+    # WHERE may read any joined source, so it runs on the joined rows, never below the window.
+    window = plan_window(
+        select, event_time=options.is_event_time, send_nil_field=options.send_nil_field, push_where=False
+    )
+    if window is None:
+        if len(streams) > 1:
+            raise PlanError("a time window or count window is required to join multiple streams")
+        operator = compile_filter_project(select, send_nil_field=options.send_nil_field)
+    else:
+        operator = window.query.project
+        for source in streams:
+            if options.is_event_time and not source.definition.options.timestamp:
+                raise PlanError(
+                    f"rule {rule.id}: an event-time window needs TIMESTAMP on stream {source.definition.name}"
+                )
+    return RulePlan(
+        rule=rule,
+        select=select,
+        stream=streams[0].definition,
+        source_type=streams[0].source_type,
+        operator=operator,
+        window=window,
+        inputs=tuple(inputs),
+        join=join,
+    )
+
+
+def build_input_source(
+    plan: RulePlan, source: SourceInput, registry: Registry, etc_dir: Path, ctx: IoContext
+) -> Source:
+    """The connector instance of one FROM/JOIN source of a join rule (see ``build_source``)."""
+    return _build(plan.select, source.ref, source.definition, source.source_type, registry, etc_dir, ctx)
+
+
 def build_source(plan: RulePlan, registry: Registry, etc_dir: Path, ctx: IoContext) -> Source:
     """The source connector instance for one run of the rule, configured from its conf group and EXTRA."""
-    opts = plan.stream.options
+    return _build(plan.select, plan.select.sources[0], plan.stream, plan.source_type, registry, etc_dir, ctx)
+
+
+def _build(
+    select: Select,
+    ref: SourceRef,
+    definition: StreamDef,
+    kind: str,
+    registry: Registry,
+    etc_dir: Path,
+    ctx: IoContext,
+) -> Source:
+    opts = definition.options
     try:
-        props: dict[str, Any] = conf_group(etc_dir, "sources", plan.source_type, opts.conf_key or "default")
+        props: dict[str, Any] = conf_group(etc_dir, "sources", kind, opts.conf_key or "default")
     except ConfigError as exc:
         raise PlanError(exc.message) from exc
     if opts.extra:
         props.update(orjson.loads(opts.extra))
     spec = SourceSpec(
-        stream=plan.stream.name,
-        type=plan.source_type,
+        stream=definition.name,
+        type=kind,
         datasource=opts.datasource,
         format=opts.format,
         props=props,
-        options=_options_dict(plan.stream),
+        options=_options_dict(definition),
         ctx=ctx,
-        definition=plan.stream,
+        definition=definition,
+        fields_read=fields_read(select, ref),
     )
-    return registry.source_factory(plan.source_type)(spec)
+    return registry.source_factory(kind)(spec)
 
 
 def build_sink(sink_type: str, index: int, props: dict[str, Any], registry: Registry, ctx: IoContext) -> Sink:
@@ -122,7 +263,10 @@ def check_connectors(plan: RulePlan, registry: Registry, etc_dir: Path, ctx: IoC
 
     Connector constructors only check properties; nothing is opened or connected here.
     """
-    build_source(plan, registry, etc_dir, ctx)
+    if plan.join is None:
+        build_source(plan, registry, etc_dir, ctx)
+    for source in plan.inputs:
+        build_input_source(plan, source, registry, etc_dir, ctx)
     for index, (sink_type, props) in enumerate(plan.rule.actions):
         build_sink(sink_type, index, SinkProps.from_action(props).connector_props, registry, ctx)
 

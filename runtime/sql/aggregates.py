@@ -15,8 +15,8 @@ from types import MappingProxyType
 from typing import Any
 
 from runtime.io.contract import Row
-from runtime.sql.ast import Call, Wildcard
-from runtime.sql.expr import EvalContext, EvalError, Fn, compile_expr
+from runtime.sql.ast import Call, FieldRef, Wildcard
+from runtime.sql.expr import EvalContext, EvalError, Fn, RefResolver, compile_expr
 from runtime.sql.values import typed
 
 GroupFn = Callable[[list[Row], EvalContext], Any]
@@ -174,8 +174,11 @@ def is_aggregate(name: str) -> bool:
     return name in FOLDS
 
 
-def compile_aggregate(call: Call) -> GroupFn:
+def compile_aggregate(call: Call, resolve: RefResolver | None = None) -> GroupFn:
     """Compile an aggregate call into ``fn(group_rows, ctx) -> value``.
+
+    Args:
+      resolve: inlines SELECT aliases in the arguments (``last_value(et, true)`` with ``event_time() AS et``).
 
     Raises at evaluation:
       EvalError: a value has the wrong type (``call func sum error: ...``).
@@ -183,13 +186,29 @@ def compile_aggregate(call: Call) -> GroupFn:
     fold = FOLDS[call.name]
     if not call.args:
         return lambda rows, ctx: None
-    first = compile_expr(call.args[0])
+    first = compile_expr(call.args[0], resolve=resolve)
     star = isinstance(call.args[0], Wildcard)
-    extras: Sequence[Fn] = [compile_expr(arg) for arg in call.args[1:]]
+    # An argument that is more than a column may read the row's event time (event_time(), an alias of it).
+    per_row_ts = not isinstance(call.args[0], Wildcard | FieldRef) or (
+        resolve is not None and isinstance(call.args[0], FieldRef) and resolve(call.args[0]) is not None
+    )
+    extras: Sequence[Fn] = [compile_expr(arg, resolve=resolve) for arg in call.args[1:]]
     name = call.name
 
     def aggregate(group: list[Row], ctx: EvalContext) -> Any:
-        values = list(group) if star else [first(r, ctx) for r in group]
+        if star:
+            values = list(group)
+        elif per_row_ts and ctx.group_ts is not None:
+            group_ts, saved = ctx.group_ts, ctx.ts
+            values = []
+            try:
+                for r, ts in zip(group, group_ts, strict=True):
+                    ctx.ts = ts
+                    values.append(first(r, ctx))
+            finally:
+                ctx.ts = saved
+        else:
+            values = [first(r, ctx) for r in group]
         extra = [fn(group[0] if group else {}, ctx) for fn in extras]
         try:
             return fold(values, extra, group)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.errors import PlanError
-from runtime.io.contract import Row
+from runtime.io.contract import JoinedRow, Row
 from runtime.sql import functions
 from runtime.sql.ast import (
     Between,
@@ -102,6 +102,8 @@ class _Compiler:
             if resolved is not None:
                 return resolved
         name = e.name
+        if e.stream is not None:
+            return _qualified(e.stream, name)
         return lambda row, ctx: row.get(name)
 
     def _nestedref(self, e: NestedRef) -> Fn:
@@ -255,6 +257,18 @@ class _Compiler:
     def _wildcard(self, e: Wildcard) -> Fn:
         # `*` as a function argument (count(*), changed_cols(..., *)): the whole row.
         return lambda row, ctx: row
+
+
+def _qualified(stream: str, name: str) -> Fn:
+    # ``stream.col``: in a join row, the column of that source only (null when the row has no such part, as
+    # for the missing side of an outer join); a single-source row is that source's own row.
+    def qualified(row: Row, ctx: EvalContext) -> Any:
+        if type(row) is JoinedRow:
+            part = row.tables.get(stream)
+            return part.get(name) if part is not None else None
+        return row.get(name)
+
+    return qualified
 
 
 def _logical(op: str, left: Fn, right: Fn) -> Fn:

@@ -6,9 +6,10 @@ with a 1-based line/column and a caret excerpt; syntax errors end with ``at line
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -49,6 +50,7 @@ from runtime.sql.ast import (
     StructType,
     TimeUnit,
     Wildcard,
+    select_exprs,
 )
 from runtime.sql.grammar import shared_parser, unquote
 from runtime.sql.semantic import check_select
@@ -105,6 +107,8 @@ def _parse(text: str, start: str) -> Any:
         raise
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
+    except RecursionError:  # a last resort: _check_nesting keeps SELECTs well below the limit
+        raise _positioned(SqlError("statement nested too deeply"), text) from None
 
 
 def _with_text(stmt: Statement, text: str) -> Statement:
@@ -115,8 +119,14 @@ def _with_text(stmt: Statement, text: str) -> Statement:
 
 
 def _positioned(exc: SqlError, text: str) -> SqlError:
-    if exc.line and not exc.context:
-        return SqlError(exc.message, exc.line, exc.column, _excerpt(text, exc.line, exc.column))
+    line, column = exc.line, exc.column
+    if not line:  # a check with no token at hand: point at the statement's first character
+        stripped = text.lstrip()
+        before = text[: len(text) - len(stripped)]
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+    if not exc.context:
+        return SqlError(exc.message, line, column, _excerpt(text, line, column))
     return exc
 
 
@@ -217,6 +227,38 @@ def _check_id(name: Token) -> None:
 # ------------------------------------------------------------------------------------------------ transformer
 
 
+MAX_NESTING = 128
+"""Deepest nesting of an expression or a field type: deeper trees would exhaust Python's stack when name
+resolution, the compiler, the compiled closures or the schema converters recurse through them (SQLite
+limits expression depth likewise)."""
+
+
+def _check_nesting(roots: Iterable[Any], what: str) -> None:
+    """Raise SqlError when an AST nests deeper than MAX_NESTING (iteratively: no recursion here)."""
+    stack: list[tuple[Any, int]] = [(root, 1) for root in roots]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, tuple):
+            stack.extend((item, depth) for item in node)
+            continue
+        if not attrs.has(type(node)):
+            continue
+        if depth > MAX_NESTING:
+            raise SqlError(f"{what} nested too deeply: more than {MAX_NESTING} levels")
+        stack.extend((getattr(node, field.name), depth + 1) for field in attrs.fields(type(node)))
+
+
+@contextlib.contextmanager
+def _located(tok: Token) -> Iterator[None]:
+    """Position a check's SqlError that has no position of its own at ``tok`` (the statement's keyword)."""
+    try:
+        yield
+    except SqlError as exc:
+        if exc.line:
+            raise
+        raise SqlError(exc.message, tok.line or 0, tok.column or 0) from None
+
+
 def _number(tok: Token, negative: bool = False) -> Literal:
     text = str(tok)
     value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
@@ -249,7 +291,9 @@ class _ToAst(Transformer[Token, Any]):
     ) -> StreamDef:
         _check_id(name)
         field_defs: tuple[FieldDef, ...] = fields or ()
-        opts = ddl.make_options(kind, field_defs, options or ())
+        with _located(create):
+            _check_nesting(field_defs, "field type")
+            opts = ddl.make_options(kind, field_defs, options or ())
         # The span is carried as a marker until the caller, who has the text, slices the statement out.
         span = f"\0{create.start_pos}:{rpar.end_pos}"
         return StreamDef(name=str(name), kind=kind, fields=field_defs, options=opts, statement=span)
@@ -310,8 +354,8 @@ class _ToAst(Transformer[Token, Any]):
 
     # -- SELECT
     def select_stmt(
-        self, _s: Token, fields: Any, _f: Token, source: SourceRef, joins: Any, where: Any, group: Any, having: Any,
-        order: Any, limit: Any,
+        self, select_kw: Token, fields: Any, _f: Token, source: SourceRef, joins: Any, where: Any, group: Any,
+        having: Any, order: Any, limit: Any,
     ) -> Select:  # fmt: skip
         select = Select(
             fields=fields,
@@ -323,7 +367,9 @@ class _ToAst(Transformer[Token, Any]):
             order_by=order or (),
             limit=limit,
         )
-        return check_select(select)
+        with _located(select_kw):
+            _check_nesting((expr for _, expr in select_exprs(select)), "expression")
+            return check_select(select)
 
     def select_fields(self, *fields: Any) -> tuple[SelectField, ...]:
         return tuple(f if isinstance(f, SelectField) else SelectField(f) for f in fields)

@@ -20,6 +20,7 @@ from runtime.sql.ast import (
     Literal,
     NestedRef,
     Select,
+    SourceRef,
     Wildcard,
     map_expr,
     select_exprs,
@@ -115,3 +116,31 @@ def map_expr_select(select: Select, fn: Callable[[Expr], Expr]) -> Select:
         having=map_expr(select.having, fn),
         order_by=tuple(attrs.evolve(o, expr=map_expr(o.expr, fn)) for o in select.order_by),
     )
+
+
+def fields_read(select: Select, source: SourceRef) -> frozenset[str] | None:
+    """The names of ``source``'s columns the statement reads; None when it reads them all (a ``*``).
+
+    What eKuiper prunes a stream's schema to (so STRICT_VALIDATION checks only these): every column reference
+    unqualified or qualified by the source's name or alias, in any clause; ``meta(...)``/``mqtt(...)``
+    arguments name metadata, not columns. A ``*`` anywhere (``SELECT *``, ``count(*)``) keeps every column.
+    """
+    names = {source.name, source.ref_name}
+    nodes = list(walk(tuple(expr for _, expr in select_exprs(select))))
+    metadata = {
+        id(arg) for node in nodes if isinstance(node, Call) and node.name in _META for arg in node.args
+    }
+    read: set[str] = set()
+    for node in nodes:
+        if isinstance(node, Wildcard) and (node.stream is None or node.stream in names):
+            return None
+        if (
+            isinstance(node, FieldRef)
+            and (node.stream is None or node.stream in names)
+            and id(node) not in metadata
+        ):
+            read.add(node.name)
+    return frozenset(read)
+
+
+_META = frozenset({"meta", "mqtt"})

@@ -226,3 +226,24 @@ def test_formats_without_decoder_are_plan_errors(fmt: str) -> None:
 def test_decoders_are_reused_per_stream() -> None:
     # The per-frame function is the module-level one when nothing depends on the stream: no closure per stream.
     assert make_decoder(stream()) is make_decoder(stream("JSON", ("a", BIGINT)))
+
+
+def test_row_check_converts_only_the_fields_read() -> None:
+    from runtime.formats.decode import checked_event, row_check
+    from runtime.io.contract import ErrorItem, Event
+
+    definition = stream("json", ("color", STRING), ("size", BIGINT), strict=True)
+    assert row_check(stream("json", ("size", BIGINT))) is None  # no STRICT_VALIDATION
+    assert row_check(definition, frozenset({"other"})) is None  # nothing the rule reads is declared
+    check = row_check(definition, frozenset({"size"}))
+    assert check is not None
+    assert check({"color": 7, "size": 2.0}) == {"color": 7, "size": 2}  # color is not read: left as is
+    event = checked_event(check, {"size": "red"}, 5, {"topic": "t"})
+    assert isinstance(event, ErrorItem)
+    assert event.message == f"{P}field size type mismatch: cannot convert string(red) to int64"
+    full = row_check(definition, describe=lambda value: f"int({value})")
+    assert full is not None
+    item = checked_event(full, {"color": 7}, 5, None)
+    assert isinstance(item, ErrorItem) and item.message.endswith("cannot convert int(7) to string")
+    ok = checked_event(full, {"color": "red", "size": 3}, 5, None)
+    assert isinstance(ok, Event) and (ok.data, ok.ts) == ({"color": "red", "size": 3}, 5)

@@ -18,7 +18,7 @@ from runtime.io.services import Services
 
 def test_builtin_types() -> None:
     registry = builtin_registry()
-    assert registry.source_types() == ["memory", "websocket"]
+    assert registry.source_types() == ["file", "memory", "websocket"]
     assert registry.sink_types() == ["file", "log", "memory", "nop", "websocket"]
     assert registry.source_factory("memory") is MemorySource
     assert registry.source_factory("MEMORY") is MemorySource
@@ -34,7 +34,9 @@ def test_each_builtin_registry_is_independent() -> None:
 
 def test_unknown_types_list_the_known_ones() -> None:
     registry = builtin_registry()
-    with pytest.raises(PlanError, match=r"unknown source type 'mqtt'; known source types: memory") as info:
+    with pytest.raises(
+        PlanError, match=r"unknown source type 'mqtt'; known source types: file, memory"
+    ) as info:
         registry.source_factory("mqtt")
     assert info.value.code == 2101
     with pytest.raises(

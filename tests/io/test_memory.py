@@ -230,3 +230,41 @@ async def test_memory_sink_chains_into_a_memory_source() -> None:
 async def test_memory_sink_validates_topic(props: dict[str, object], message: str) -> None:
     with pytest.raises(PlanError, match=message):
         MemorySink(SinkSpec(type="memory", index=0, props=props, ctx=_ctx(Services())))
+
+
+async def test_memory_source_applies_strict_validation_to_the_fields_read() -> None:
+    from runtime.sql.ast import StreamDef
+    from runtime.sql.parser import parse_ddl
+
+    definition = parse_ddl(
+        'CREATE STREAM s (color STRING, size BIGINT) WITH (TYPE="memory", DATASOURCE="t", '
+        'STRICT_VALIDATION="true")'
+    )
+    assert isinstance(definition, StreamDef)
+    services = Services()
+    spec = SourceSpec(
+        stream="s",
+        type="memory",
+        datasource="t",
+        format="json",
+        props={},
+        options={},
+        ctx=_ctx(services),
+        definition=definition,
+        fields_read=frozenset({"size"}),
+    )
+    source = MemorySource(spec)
+    send, recv = trio.open_memory_channel[Batch](10)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(source.run, send)
+            await services.memory.publish("t", [{"color": 7, "size": 6.0}, {"size": "red"}])
+            batch = await recv.receive()
+            nursery.cancel_scope.cancel()
+    first, second = batch
+    assert isinstance(first, Event) and first.data == {"color": 7, "size": 6}
+    assert isinstance(second, ErrorItem)
+    assert (
+        second.message
+        == "error in preprocessor: field size type mismatch: cannot convert string(red) to int64"
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from runtime.errors import SqlError
 from runtime.ops.project import compile_filter_project
 from runtime.sql.expr import EvalContext, EvalError
 from runtime.sql.parser import parse_select
@@ -86,3 +87,40 @@ def test_accumulator_rejects_non_numbers() -> None:
     op = compile_filter_project(parse_select("SELECT acc_sum(color) AS s FROM demo"))
     with pytest.raises(EvalError, match="acc_sum"):
         op.apply({"color": "red"}, EvalContext())
+
+
+def test_changed_cols_emits_only_changed_columns_with_prefix() -> None:
+    out = run('SELECT changed_cols("tt_", true, color, size) FROM demo')
+    assert out == [
+        {"tt_color": "red", "tt_size": 3},
+        {"tt_color": "blue", "tt_size": 6},
+        {"tt_size": 2},
+        {"tt_color": "red", "tt_size": 4},
+        {"tt_color": "yellow"},  # size is null and ignored
+    ]
+
+
+def test_changed_cols_with_wildcard_and_null_values() -> None:
+    rows: list[dict[str, Any]] = [{"a": 1, "b": None}, {"a": 1, "b": 2}, {"a": 1.0, "b": None}]
+    out = run('SELECT changed_cols("", false, * EXCEPT(b)) FROM demo', rows)
+    assert out == [{"a": 1}, {}, {"a": 1.0}]  # 1 -> 1.0 is a change of type, as Go compares them
+    out = run('SELECT changed_cols("c_", false, b) FROM demo', rows)
+    assert out == [{}, {"c_b": 2}, {"c_b": None}]  # a first null is no change; back to null is one
+
+
+def test_changed_cols_keeps_state_only_for_rows_passing_where() -> None:
+    out = run('SELECT changed_cols("", true, color) FROM demo WHERE size > 2')
+    assert out == [{"color": "red"}, {"color": "blue"}, None, {"color": "red"}, None]
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ('SELECT changed_cols("", true) FROM demo', "expect more than two args but got 2"),
+        ("SELECT changed_cols(1, true, a) FROM demo", "Expect string type for parameter 1"),
+        ('SELECT changed_cols("", "x", a) FROM demo', "Expect bool type for parameter 2"),
+    ],
+)
+def test_changed_cols_parse_checks(sql: str, message: str) -> None:
+    with pytest.raises(SqlError, match=message):
+        parse_select(sql)

@@ -189,3 +189,21 @@ def test_parse_select_rejects_ddl() -> None:
 def test_several_queries() -> None:
     stmts = parse_statements("SELECT a FROM t;\nSELECT b FROM u;\n-- done")
     assert [s.sources[0].name for s in stmts if isinstance(s, Select)] == ["t", "u"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT size AS s, ts FROM demo WHERE size > 3", {"size", "ts"}),
+        ("SELECT meta(topic), a.b FROM demo GROUP BY c, TUMBLINGWINDOW(ss, 1) HAVING d > 1", {"a", "c", "d"}),
+        ("SELECT demo.x, other.y FROM demo ORDER BY z", {"x", "other", "z"}),  # other.y is other->y
+        ("SELECT d.x FROM demo AS d", {"x"}),
+        ("SELECT * FROM demo", None),
+        ("SELECT count(*) FROM demo", None),
+    ],
+)
+def test_fields_read(sql: str, expected: set[str] | None) -> None:
+    from runtime.sql.semantic import fields_read
+
+    select = parse_select(sql)
+    assert fields_read(select, select.sources[0]) == (None if expected is None else frozenset(expected))

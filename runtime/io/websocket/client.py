@@ -45,6 +45,7 @@ LOGGER = logging.getLogger("oort.websocket.client")
 POOL_KEY = "websocket.clients"  # the pool's name in ``Services.shared``
 CLOSE_TIMEOUT = 1.0  # seconds granted to the websocket close handshake when a client is released
 MIN_RETRY_DELAY = 0.001  # floor for a zero reconnectMinDelay, so a dead peer never means a busy loop
+READ_BATCH = 32  # received frames trio-websocket may queue; those already queued are delivered as one batch
 
 CONNECTING, CONNECTED, DISCONNECTED = 0, 1, -1  # ConnectionMetrics.status values (SURFACE.md §F)
 
@@ -308,6 +309,7 @@ class WsClient:
                 self.target.resource,
                 extra_headers=headers,
                 max_message_size=self.target.conf.max_message_size,
+                message_queue_size=READ_BATCH,
             )
             race.cancel_scope.cancel()
         return ws
@@ -324,31 +326,49 @@ class WsClient:
                 raise _AttemptFailed(f"no pong within {interval:g}s")
 
     async def _receive(self, ws: WebSocketConnection) -> None:
+        # Frames trio-websocket has already queued are taken with the one awaited and delivered as one batch, so
+        # the rule's channel is crossed once per batch. Its queue is private: without it, one frame at a time.
+        queued = getattr(ws, "_recv_channel", None)
+        drain = queued.receive_nowait if isinstance(queued, trio.MemoryReceiveChannel) else None
         while True:
-            payload = await ws.get_message()
+            payloads = [await ws.get_message()]
+            if drain is not None:
+                while len(payloads) < READ_BATCH:
+                    try:
+                        payloads.append(drain())
+                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                        break  # the next get_message reports a close
             self._delivering = True
             try:
-                await self._deliver(payload)
+                await self._deliver(payloads)
             finally:
                 self._delivering = False
 
-    async def _deliver(self, payload: str | bytes) -> None:
+    def _decode(self, group: _StreamGroup, payloads: list[str | bytes]) -> Batch:
         ts = self._clock.now_ms()
-        for group in tuple(self._groups.values()):
-            batch: Batch
+        batch: Batch = []
+        for payload in payloads:
             try:
-                batch = [Event(row, ts, self._meta) for row in group.decoder(payload)]
+                batch.extend([Event(row, ts, self._meta) for row in group.decoder(payload)])
             except DecodeError as exc:
-                batch = [ErrorItem(f"websocket {self.url}: {exc}")]
+                batch.append(ErrorItem(f"websocket {self.url}: {exc}"))
             except Exception as exc:  # a faulty decoder must not take the shared connection (and engine) down
-                batch = [ErrorItem(f"websocket {self.url}: decoder failed: {type(exc).__name__}: {exc}")]
+                batch.append(ErrorItem(f"websocket {self.url}: decoder failed: {type(exc).__name__}: {exc}"))
+        return batch
+
+    async def _deliver(self, payloads: list[str | bytes]) -> None:
+        for group in tuple(self._groups.values()):
+            batch = self._decode(group, payloads)
             if not batch:
                 continue
-            for sub in tuple(group.subscribers):
+            subscribers = tuple(group.subscribers)
+            last = len(subscribers) - 1
+            for index, sub in enumerate(subscribers):
                 if sub.outbox is None or sub not in group.subscribers:
                     continue  # left while an earlier subscriber was being served
                 try:
-                    await sub.outbox.send(batch)
+                    # Each rule gets its own list (the last one the original): operators may keep what they get.
+                    await sub.outbox.send(batch if index == last else list(batch))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     continue  # its rule is stopping; it unsubscribes on the way out
 

@@ -28,9 +28,11 @@ def _build() -> Mapping[str, FunctionDef]:
     from runtime.sql.functions.analytic import analytic_defs
     from runtime.sql.functions.collections import collection_defs
     from runtime.sql.functions.convert import convert_defs
+    from runtime.sql.functions.hits import hit_defs
     from runtime.sql.functions.jsonpath import jsonpath_defs
     from runtime.sql.functions.mathfuncs import math_defs
     from runtime.sql.functions.other import operator_owned_defs, other_defs
+    from runtime.sql.functions.rulestate import rule_state_defs
     from runtime.sql.functions.strings import string_defs
     from runtime.sql.functions.timefuncs import time_defs
 
@@ -43,7 +45,9 @@ def _build() -> Mapping[str, FunctionDef]:
         time_defs(),
         other_defs(),
         analytic_defs(),
+        hit_defs(),
         operator_owned_defs(),
+        rule_state_defs(),
     )
     table: dict[str, FunctionDef] = {}
     for family in families:

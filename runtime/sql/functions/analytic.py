@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from runtime.io.contract import Row
-from runtime.sql.ast import Call, Expr, Literal
+from runtime.sql.ast import Call, Expr, FieldRef, Literal, NestedRef, Wildcard
 from runtime.sql.functions.base import Check, FunctionDef
 from runtime.sql.values import EvalContext, EvalError, Fn, go_str
 
@@ -80,6 +80,86 @@ def _had_changed(state: dict[str, Any], a: list[Any], update: bool) -> bool:
     return any(results)
 
 
+def _compile_changed_cols(call: Call, compile_sub: Callable[[Expr], Fn]) -> Fn:
+    """``changed_cols(prefix, ignoreNull, e1 or *, ...)``: the changed columns as ``{prefix + name: value}``.
+
+    It is a multi-column function evaluated by the projection (rows WHERE rejects are not seen); the
+    projection spreads the result into the output row. Each column keeps its last value in this call site's
+    state; a column whose value equals it (a never-seen column counts as null) is left out.
+    """
+    prefix_fn, ignore_fn = compile_sub(call.args[0]), compile_sub(call.args[1])
+    columns: list[tuple[str | None, Fn]] = [
+        (None, _wildcard_columns(arg, compile_sub))
+        if isinstance(arg, Wildcard)
+        else (_column_name(arg), compile_sub(arg))
+        for arg in call.args[2:]
+    ]
+    site = object()
+
+    def changed_cols(row: Row, ctx: EvalContext) -> Any:
+        prefix, ignore_null = prefix_fn(row, ctx), ignore_fn(row, ctx)
+        if not isinstance(prefix, str):
+            raise EvalError(f"first arg is not a string but got {go_str(prefix)}")
+        if not isinstance(ignore_null, bool):
+            raise EvalError(f"second arg is not a bool but got {go_str(ignore_null)}")
+        last: dict[str, Any] = ctx.state.setdefault(site, {})
+        out: dict[str, Any] = {}
+        for name, fn in columns:
+            value = fn(row, ctx)
+            pairs = value.items() if name is None and isinstance(value, dict) else ((name, value),)
+            for key, v in pairs:
+                if (v is None and ignore_null) or key is None:
+                    continue
+                if (v is None and key not in last) or (key in last and _same(last[key], v)):
+                    continue  # unchanged (a column never seen counts as null)
+                last[key] = v
+                out[prefix + key] = v
+        return out or None
+
+    return changed_cols
+
+
+def _wildcard_columns(wildcard: Wildcard, compile_sub: Callable[[Expr], Fn]) -> Fn:
+    """``*`` as a ``changed_cols`` argument: the row's columns, less EXCEPT, with REPLACE applied."""
+    excluded = frozenset(wildcard.except_)
+    replaced = [(f.alias or "", compile_sub(f.expr)) for f in wildcard.replace]
+    if not excluded and not replaced:
+        return lambda row, ctx: row
+
+    def columns(row: Row, ctx: EvalContext) -> Row:
+        out = {k: v for k, v in row.items() if k not in excluded}
+        for name, fn in replaced:
+            out[name] = fn(row, ctx)
+        return out
+
+    return columns
+
+
+def _column_name(arg: Expr) -> str:
+    if isinstance(arg, FieldRef):
+        return arg.name
+    if isinstance(arg, NestedRef):
+        return arg.key
+    if isinstance(arg, Call):
+        return arg.name
+    return go_str(arg)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b  # Go interface equality: 1 and 1.0 differ
+
+
+def _check_changed_cols(call: Call) -> str | None:
+    if len(call.args) <= 2:
+        return f"validate function changed_cols error: expect more than two args but got {len(call.args)}"
+    prefix, ignore = call.args[0], call.args[1]
+    if isinstance(prefix, Literal) and not isinstance(prefix.value, str):
+        return "validate function changed_cols error: Expect string type for parameter 1"
+    if isinstance(ignore, Literal) and not isinstance(ignore.value, bool):
+        return "validate function changed_cols error: Expect bool type for parameter 2"
+    return None
+
+
 def _accumulator(kind: str) -> Step:
     def step(state: dict[str, Any], a: list[Any], update: bool) -> Any:
         # Optional args: a[1] starts accumulating (true once seen), a[2] resets before this event.
@@ -129,3 +209,4 @@ def analytic_defs() -> Iterable[FunctionDef]:
     yield _analytic_def("had_changed", 2, None, _had_changed)
     for kind in ("sum", "min", "max", "count", "avg"):
         yield _analytic_def(f"acc_{kind}", 1, 3, _accumulator(kind))
+    yield FunctionDef("changed_cols", kind="multi", compile=_compile_changed_cols, check=_check_changed_cols)

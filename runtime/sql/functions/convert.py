@@ -63,7 +63,15 @@ def _to_bool(value: Any) -> bool:
 
 
 def _cast(a: Sequence[Any], ctx: EvalContext) -> Any:
-    value, target = a[0], str(a[1]).lower()
+    return cast_value(a[0], str(a[1]).lower())
+
+
+def cast_value(value: Any, target: str) -> Any:
+    """``cast(value, target)``: target is one of bigint, float, string, boolean, datetime, bytea (lower-case).
+
+    Raises:
+      EvalError: ``cannot convert <value> to <target>``.
+    """
     try:
         if target == "bigint":
             if isinstance(value, str):

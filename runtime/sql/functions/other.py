@@ -106,9 +106,12 @@ def operator_owned_defs() -> Iterable[FunctionDef]:
         yield FunctionDef(name, kind="aggregate", min_args=1, max_args=1)
     for name in ("deduplicate", "last_value", "percentile_cont", "percentile_disc"):
         yield FunctionDef(name, kind="aggregate", min_args=2, max_args=2)
-    yield FunctionDef("changed_cols", kind="multi", min_args=3)
-    yield FunctionDef("row_number", kind="window_func", min_args=0, max_args=0)
-    yield FunctionDef("unnest", kind="srf", min_args=1, max_args=1)
+    # Outside a window a row is alone in its emission: row_number() is 1 (window queries rewrite the call).
+    yield FunctionDef(
+        "row_number", kind="window_func", min_args=0, max_args=0, compile=lambda c, sub: lambda r, x: 1
+    )
+    # unnest() yields its argument; the projection then expands the array (``ops.project.unnest_rows``).
+    yield FunctionDef("unnest", kind="srf", min_args=1, max_args=1, compile=lambda c, sub: sub(c.args[0]))
     windows = {
         "tumblingwindow": ((2,), True),
         "hoppingwindow": ((3,), True),

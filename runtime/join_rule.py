@@ -1,0 +1,288 @@
+"""The running parts of a join rule: its several sources, its tables, and the stream–table operator without window.
+
+Every FROM/JOIN source runs in the rule nursery. A stream's events are tagged with the stream's query name
+(``source_row``) and go to the operator through the rule's one input channel (each stream holds a clone), so a
+window sees which rows came from where. A table's source never feeds that channel: each batch it delivers
+updates the rule's ``TableSet`` right away, whatever the connector type (file, memory, websocket, ...), and
+the operator reads the tables' current rows when it joins. The tables' sources are cancelled once every
+stream has ended, so a rule over finite streams ends like a single-stream rule.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, final
+
+import trio
+
+from runtime.io.contract import Batch, ErrorItem, Event, IoContext, JoinedRow, Outbox, Row, Source
+from runtime.io.services import Services
+from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.ops.join import TableSet, emitter, make_table, source_row
+from runtime.plan.planner import RulePlan, build_input_source
+from runtime.sql.expr import EvalContext, EvalError
+from runtime.sql.functions.rulestate import calls_delay
+from runtime.window_rule import sleep_delay
+
+if TYPE_CHECKING:
+    from runtime.rule import Emission, RuleEnv
+
+OutboxFactory = Callable[[trio.MemorySendChannel[Batch], OpMetrics], tuple[Outbox, Callable[[], None]]]
+"""A stream's channel clone and metrics -> its outbox (the rule's ``bufferFullPolicy``) and a close hook."""
+
+
+def make_tables(plan: RulePlan) -> TableSet:
+    """Fresh, empty state for every table of a join rule (one per run)."""
+    return TableSet(
+        {
+            source.name: make_table(
+                source.definition.options.kind,
+                source.definition.options.key,
+                source.definition.options.retain_size,
+                source.source_type,
+            )
+            for source in plan.inputs
+            if source.is_table
+        }
+    )
+
+
+@final
+class _StreamOutbox:
+    """Tags each event of one stream with its query name and counts the stream's records."""
+
+    __slots__ = ("_clock", "_inner", "_metrics", "_ref")
+
+    def __init__(self, inner: Outbox, ref: str, metrics: OpMetrics, env: RuleEnv) -> None:
+        self._inner = inner
+        self._ref = ref
+        self._metrics = metrics
+        self._clock = env.clock
+
+    async def send(self, batch: Batch) -> None:
+        ref, m = self._ref, self._metrics
+        tagged: Batch = []
+        for item in batch:
+            if isinstance(item, ErrorItem):
+                m.error(item.message, self._clock.now_ms())
+                tagged.append(item)
+                continue
+            m.records_in += 1
+            m.records_out += 1
+            tagged.append(Event(source_row(ref, item.data), item.ts, item.meta))
+        m.messages_processed += 1
+        m.last_invocation = self._clock.now_ms()
+        await self._inner.send(tagged)
+
+
+@final
+class _TableOutbox:
+    """Applies each batch of a table's source to the table state at once (no channel hop)."""
+
+    __slots__ = ("_clock", "_metrics", "_ref", "_tables")
+
+    def __init__(self, tables: TableSet, ref: str, metrics: OpMetrics, env: RuleEnv) -> None:
+        self._tables = tables
+        self._ref = ref
+        self._metrics = metrics
+        self._clock = env.clock
+
+    async def send(self, batch: Batch) -> None:
+        await trio.lowlevel.checkpoint()
+        m, ref = self._metrics, self._ref
+        rows = []
+        for item in batch:
+            if isinstance(item, ErrorItem):
+                m.error(item.message, self._clock.now_ms())
+                continue
+            rows.append(source_row(ref, item.data))
+        # One batch is one update (eKuiper counts a file table's whole read as one record).
+        m.records_in += 1
+        m.records_out += 1
+        m.messages_processed += 1
+        m.last_invocation = self._clock.now_ms()
+        self._tables.update(ref, rows)
+
+
+async def run_join_sources(
+    plan: RulePlan,
+    env: RuleEnv,
+    metrics: RuleMetrics,
+    tables: TableSet,
+    send: trio.MemorySendChannel[Batch],
+    make_outbox: OutboxFactory,
+    logger: logging.Logger,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run every source of a join rule until all its streams end (or cancellation).
+
+    Tables start first (a file table is loaded before stream events are joined with it), then the streams;
+    ``task_status.started()`` is called once all of them are ready. ``send`` is closed once each stream holds its
+    own clone; the operator's input ends when the last stream ends.
+
+    Raises:
+      PlanError: a source cannot be built from its definition and conf group.
+      Whatever a source raised.
+
+    Cancellation: every source task is cancelled with the rule.
+    """
+    built: list[tuple[bool, str, Source, OpMetrics]] = []
+    for source in plan.inputs:
+        ctx = IoContext(rule_id=plan.rule.id, clock=env.clock, services=env.services, logger=logger)
+        connector = build_input_source(plan, source, env.registry, env.etc_dir, ctx)
+        m = metrics.add(OpMetrics(f"source_{source.definition.name}", None, ctx.connection))
+        built.append((source.is_table, source.name, connector, m))
+    tables_scope = trio.CancelScope()
+    streams_left = sum(1 for is_table, *_ in built if not is_table)
+
+    async def run_stream(
+        connector: Source,
+        outbox: Outbox,
+        clone: trio.MemorySendChannel[Batch],
+        close: Callable[[], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        nonlocal streams_left
+        try:
+            async with clone:
+                await connector.run(outbox, task_status=task_status)
+        finally:
+            close()
+            streams_left -= 1
+            if streams_left == 0:
+                tables_scope.cancel()  # tables only serve streams: with none left the rule is done
+
+    async def run_tables(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with tables_scope:
+            async with trio.open_nursery() as nursery:
+                for is_table, ref, connector, m in built:
+                    if is_table:
+                        outbox = _TableOutbox(tables, ref, m, env)
+                        await nursery.start(functools.partial(connector.run, outbox))
+                task_status.started()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_tables)
+        async with send:
+            for is_table, ref, connector, m in built:
+                if is_table:
+                    continue
+                clone = send.clone()
+                inner, close = make_outbox(clone, m)
+                outbox = _StreamOutbox(inner, ref, m, env)
+                await nursery.start(run_stream, connector, outbox, clone, close)
+        task_status.started()
+
+
+@final
+class JoinOperator:
+    """A stream–table join without a window: each stream event is joined with the tables' current rows, then
+    WHERE and SELECT run on every joined row; the rows of one event form one emission (none when nothing
+    matched an inner join)."""
+
+    def __init__(self, plan: RulePlan, env: RuleEnv, metrics: RuleMetrics, tables: TableSet) -> None:
+        assert plan.join is not None
+        self._join = plan.join
+        self._tables = tables
+        self._apply = plan.operator.apply
+        self._send_error = plan.rule.options.send_error
+        self._clock = env.clock
+        services = env.services
+        self._ctx = (
+            services.eval_context(plan.rule.id, env.clock)
+            if isinstance(services, Services)
+            else EvalContext(rule_id=plan.rule.id, clock=env.clock)
+        )
+        # delay() blocks the rule per event (eKuiper sleeps inside the call): such rules go one event at a time.
+        self._per_event = calls_delay(plan.select)
+        seq = 2
+        self._m_join = metrics.add(OpMetrics(f"op_{seq}_join"))
+        self._m_filter = None
+        if plan.has_where:
+            seq += 1
+            self._m_filter = metrics.add(OpMetrics(f"op_{seq}_filter"))
+        self._m_project = metrics.add(OpMetrics(f"op_{seq + 1}_project"))
+
+    async def run(
+        self,
+        recv: trio.MemoryReceiveChannel[Batch],
+        sends: list[trio.MemorySendChannel[list[Emission]]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(recv)
+            for send in sends:
+                await stack.enter_async_context(send)
+            task_status.started()
+            async for batch in recv:
+                started = trio.current_time()
+                for part in [[item] for item in batch] if self._per_event else [batch]:
+                    out = self.process(part)
+                    if self._ctx.delay_ms:
+                        await sleep_delay(self._ctx)
+                    if out:
+                        for send in sends:
+                            await send.send(out)
+                now = self._clock.now_ms()
+                latency = int((trio.current_time() - started) * 1e6)
+                for m in (self._m_join, self._m_filter, self._m_project):
+                    if m is not None:
+                        m.last_invocation = now
+                        m.process_latency_us = latency
+                        m.messages_processed += 1
+
+    def process(self, batch: Batch) -> list[Emission]:
+        """Join, filter and project one batch of stream events; errors become error emissions (``sendError``)."""
+        ctx, m_join, m_project = self._ctx, self._m_join, self._m_project
+        out: list[Emission] = []
+        for event in batch:
+            if isinstance(event, ErrorItem):
+                if self._send_error:
+                    out.append(event)
+                continue
+            row = event.data
+            ref = emitter(row)
+            if ref is None or not isinstance(row, JoinedRow):
+                continue
+            ctx.meta, ctx.ts = event.meta, event.ts
+            parts = self._tables.parts()
+            parts[ref] = [row]
+            m_join.records_in += 1
+            try:
+                rows = self._join.join(parts, ctx, self._tables.lookups)
+            except EvalError as exc:
+                self._fail(m_join, exc, out)
+                continue
+            if not rows:
+                continue
+            m_join.records_out += 1
+            emission: list[Row] = []
+            try:
+                for joined in rows:
+                    if self._m_filter is not None:
+                        self._m_filter.records_in += 1
+                    projected = self._apply(joined, ctx)
+                    if projected is not None:
+                        if self._m_filter is not None:
+                            self._m_filter.records_out += 1
+                        emission.append(projected)
+            except EvalError as exc:
+                node = self._m_filter if "Where" in exc.message and self._m_filter else m_project
+                self._fail(node, exc, out)
+                continue
+            if emission:
+                m_project.records_in += 1
+                m_project.records_out += 1
+                out.append(emission)
+        return out
+
+    def _fail(self, node: OpMetrics, exc: EvalError, out: list[Emission]) -> None:
+        node.error(exc.message, self._clock.now_ms())
+        if self._send_error:
+            out.append(ErrorItem(exc.message))
