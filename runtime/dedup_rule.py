@@ -15,15 +15,13 @@ from typing import final
 import trio
 
 from runtime.clock import Clock
-from runtime.io.contract import Batch, ErrorItem, Event, Row
+from runtime.io.contract import Batch, ErrorItem, Event
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.oploop import Emission, own_channels, rule_context, sleep_delay, touch
 from runtime.ops.dedup import DedupTrigger
 from runtime.plan.planner import RulePlan
-from runtime.sql.expr import EvalContext, EvalError
-from runtime.window_rule import sleep_delay
-
-Emission = list[Row] | ErrorItem
+from runtime.sql.expr import EvalError
 
 
 @final
@@ -45,11 +43,7 @@ class DedupOperator:
         self._project = plan.operator
         self._send_error = plan.rule.options.send_error
         self._clock = clock
-        self._ctx = (
-            services.eval_context(plan.rule.id, clock)
-            if services is not None
-            else EvalContext(rule_id=plan.rule.id, clock=clock)
-        )
+        self._ctx = rule_context(plan.rule.id, clock, services)
         self._m_source = m_source
         seq = 2
         self._m_filter = None
@@ -68,9 +62,7 @@ class DedupOperator:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         async with AsyncExitStack() as stack:
-            await stack.enter_async_context(recv)
-            for send in sends:
-                await stack.enter_async_context(send)
+            await own_channels(stack, recv, sends)
             task_status.started()
             while True:
                 batch: Batch | None = None
@@ -151,10 +143,4 @@ class DedupOperator:
         return [ErrorItem(message)] if self._send_error else []
 
     def _touch(self, started: float) -> None:
-        now = self._clock.now_ms()
-        latency = int((trio.current_time() - started) * 1e6)
-        for node in (self._m_source, self._m_filter, self._m_dedup, self._m_project):
-            if node is not None:
-                node.last_invocation = now
-                node.process_latency_us = latency
-                node.messages_processed += 1
+        touch((self._m_source, self._m_filter, self._m_dedup, self._m_project), self._clock, started)

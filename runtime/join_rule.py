@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, final
 
 import trio
@@ -21,14 +20,14 @@ import trio
 from runtime.io.contract import Batch, ErrorItem, Event, IoContext, JoinedRow, Outbox, Row, Source
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.oploop import Emission, run_batches
 from runtime.ops.join import TableSet, emitter, make_table, source_row
 from runtime.plan.planner import RulePlan, build_input_source
 from runtime.sql.expr import EvalContext, EvalError
 from runtime.sql.functions.rulestate import calls_delay
-from runtime.window_rule import sleep_delay
 
 if TYPE_CHECKING:
-    from runtime.rule import Emission, RuleEnv
+    from runtime.rule import RuleEnv
 
 OutboxFactory = Callable[[trio.MemorySendChannel[Batch], OpMetrics], tuple[Outbox, Callable[[], None]]]
 """A stream's channel clone and metrics -> its outbox (the rule's ``bufferFullPolicy``) and a close hook."""
@@ -215,27 +214,16 @@ class JoinOperator:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(recv)
-            for send in sends:
-                await stack.enter_async_context(send)
-            task_status.started()
-            async for batch in recv:
-                started = trio.current_time()
-                for part in [[item] for item in batch] if self._per_event else [batch]:
-                    out = self.process(part)
-                    if self._ctx.delay_ms:
-                        await sleep_delay(self._ctx)
-                    if out:
-                        for send in sends:
-                            await send.send(out)
-                now = self._clock.now_ms()
-                latency = int((trio.current_time() - started) * 1e6)
-                for m in (self._m_join, self._m_filter, self._m_project):
-                    if m is not None:
-                        m.last_invocation = now
-                        m.process_latency_us = latency
-                        m.messages_processed += 1
+        await run_batches(
+            recv,
+            sends,
+            self.process,
+            ctx=self._ctx,
+            per_event=self._per_event,
+            clock=self._clock,
+            nodes=(self._m_join, self._m_filter, self._m_project),
+            task_status=task_status,
+        )
 
     def process(self, batch: Batch) -> list[Emission]:
         """Join, filter and project one batch of stream events; errors become error emissions (``sendError``)."""

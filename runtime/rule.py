@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, final
 
@@ -27,16 +26,16 @@ from runtime.io.services import Services
 from runtime.io.sinkprops import SinkProps
 from runtime.join_rule import JoinOperator, make_tables, run_join_sources
 from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.oploop import Emission, rule_context, run_batches
 from runtime.ops.project import unnest_rows
 from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_sink, build_source
-from runtime.sql.expr import EvalContext, EvalError
+from runtime.sql.expr import EvalError
 from runtime.sql.functions.rulestate import calls_delay
-from runtime.window_rule import WindowOperator, sleep_delay
+from runtime.window_rule import WindowOperator
 
 LOGGER = logging.getLogger("oort.rule")
 
-Emission = list[Row] | ErrorItem
 """What a sink receives at once: the rows of one emission, or an error (``sendError``)."""
 
 SINK_CLOSE_TIMEOUT = 2.0  # seconds a sink may take to flush and close when the rule stops
@@ -264,11 +263,7 @@ class _Operator:
         self._srf_key = plan.operator.srf_key
         self._send_error = plan.rule.options.send_error
         self._clock = clock
-        self._ctx = (
-            services.eval_context(plan.rule.id, clock)
-            if services is not None
-            else EvalContext(rule_id=plan.rule.id, clock=clock)
-        )
+        self._ctx = rule_context(plan.rule.id, clock, services)
         # delay() blocks the rule per event (eKuiper sleeps inside the call): such rules go one event at a time.
         self._per_event = calls_delay(plan.select)
         self._m_source = m_source
@@ -287,27 +282,17 @@ class _Operator:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(recv)
-            for send in sends:
-                await stack.enter_async_context(send)
-            task_status.started()
-            async for batch in recv:
-                started = trio.current_time()
-                for part in [[item] for item in batch] if self._per_event else [batch]:
-                    out = self.process(part)
-                    if self._ctx.delay_ms:
-                        await sleep_delay(self._ctx)
-                    if out:
-                        for send in sends:
-                            await send.send(out)
-                now = self._clock.now_ms()
-                latency = int((trio.current_time() - started) * 1e6)
-                for m in (self._m_source, self._m_watermark, self._m_filter, self._m_project, self._m_srf):
-                    if m is not None:
-                        m.last_invocation = now
-                        m.process_latency_us = latency
-                        m.messages_processed += 1
+        nodes = (self._m_source, self._m_watermark, self._m_filter, self._m_project, self._m_srf)
+        await run_batches(
+            recv,
+            sends,
+            self.process,
+            ctx=self._ctx,
+            per_event=self._per_event,
+            clock=self._clock,
+            nodes=nodes,
+            task_status=task_status,
+        )
 
     def process(self, batch: Batch) -> list[Emission]:
         """Filter and project one batch; errors become error emissions (``sendError``) or are only counted."""

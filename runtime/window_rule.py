@@ -24,12 +24,11 @@ from runtime.clock import Clock
 from runtime.io.contract import Batch, ErrorItem, Event, Row
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.oploop import Emission, own_channels, rule_context, sleep_delay, touch
 from runtime.ops.join import TableSet, emitter
 from runtime.ops.window import Pane, Watermark, Window, make_window
 from runtime.plan.planner import RulePlan
 from runtime.sql.expr import EvalContext, EvalError, Fn
-
-Emission = list[Row] | ErrorItem
 
 
 def window_node_names(plan: RulePlan) -> list[str]:
@@ -78,17 +77,6 @@ def window_node_names(plan: RulePlan) -> list[str]:
     return names + [f"op_{i}_{step}" for i, step in enumerate(steps, start=seq)]
 
 
-async def sleep_delay(ctx: EvalContext) -> None:
-    """Sleep for the ``delay()`` calls evaluated since the last emission, then reset them.
-
-    eKuiper's ``delay(ms, v)`` sleeps inside the call and so blocks the whole rule; Oort's calls are plain, so
-    the operator task blocks instead, before it sends the emission. ``trio.sleep`` reads trio's clock: virtual
-    time under ``MockClock`` (replay, tests).
-    """
-    ms, ctx.delay_ms = ctx.delay_ms, 0
-    await trio.sleep(ms / 1000)
-
-
 @final
 class WindowOperator:
     """FILTER, pushed-down WHERE, window and post-window query of one window rule."""
@@ -108,11 +96,7 @@ class WindowOperator:
         self._tables = tables
         self._send_error = plan.rule.options.send_error
         self._clock = clock
-        self._ctx = (
-            services.eval_context(plan.rule.id, clock)
-            if services is not None
-            else EvalContext(rule_id=plan.rule.id, clock=clock)
-        )
+        self._ctx = rule_context(plan.rule.id, clock, services)
         self._m_source = m_source
         self._nodes = [metrics.add(OpMetrics(name)) for name in window_node_names(plan)]
         self._m_where = self._nodes[0] if self._plan.where is not None else None
@@ -144,9 +128,7 @@ class WindowOperator:
         watermark = Watermark(self._late_ms, self._ts_fields) if self._ts_field else None
         window = None if watermark is not None else make_window(plan.spec, self._clock.now_ms(), trigger)
         async with AsyncExitStack() as stack:
-            await stack.enter_async_context(recv)
-            for send in sends:
-                await stack.enter_async_context(send)
+            await own_channels(stack, recv, sends)
             task_status.started()
             while True:
                 due = window.next_due if window is not None and watermark is None else None
@@ -288,12 +270,7 @@ class WindowOperator:
         return _Condition(fn, self._ctx)
 
     def _touch(self, started: float) -> None:
-        now = self._clock.now_ms()
-        latency = int((trio.current_time() - started) * 1e6)
-        for node in (self._m_source, *self._nodes):
-            node.last_invocation = now
-            node.process_latency_us = latency
-            node.messages_processed += 1
+        touch((self._m_source, *self._nodes), self._clock, started)
 
 
 @final

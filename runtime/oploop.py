@@ -1,0 +1,102 @@
+"""What every rule operator task shares: its emission type, its expression context, its channel ownership,
+the ``delay()`` sleep, and the plain batch loop of operators without timers.
+
+The four operators (plain, window, stream–table join, ``dedup_trigger``) differ in what they do to a batch and
+in whether they wait for a deadline too; how they take their channels, build their context and report per-batch
+metrics is the same and lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+
+import trio
+
+from runtime.clock import Clock
+from runtime.io.contract import Batch, ErrorItem, Row
+from runtime.io.services import Services
+from runtime.metrics import OpMetrics
+from runtime.sql.values import EvalContext
+
+Emission = list[Row] | ErrorItem
+"""What an operator sends to the sinks: the rows of one result, or an error (sent only with ``sendError``)."""
+
+
+def rule_context(rule_id: str, clock: Clock, services: Services | None) -> EvalContext:
+    """The context a rule run's expressions read: the engine's keyed state and props when there is an engine."""
+    if services is not None:
+        return services.eval_context(rule_id, clock)
+    return EvalContext(rule_id=rule_id, clock=clock)
+
+
+async def own_channels(
+    stack: AsyncExitStack,
+    recv: trio.MemoryReceiveChannel[Batch],
+    sends: Sequence[trio.MemorySendChannel[list[Emission]]],
+) -> None:
+    """Make ``stack`` close the operator's input and every sink channel when the operator ends.
+
+    Closing the sends is what ends the sink tasks once the operator is done, so every operator owns them.
+    """
+    await stack.enter_async_context(recv)
+    for send in sends:
+        await stack.enter_async_context(send)
+
+
+async def sleep_delay(ctx: EvalContext) -> None:
+    """Sleep for the ``delay()`` calls evaluated since the last emission, then reset them.
+
+    eKuiper's ``delay(ms, v)`` sleeps inside the call and so blocks the whole rule; Oort's calls are plain, so
+    the operator task blocks instead, before it sends the emission. ``trio.sleep`` reads trio's clock: virtual
+    time under ``MockClock`` (replay, tests).
+    """
+    ms, ctx.delay_ms = ctx.delay_ms, 0
+    await trio.sleep(ms / 1000)
+
+
+def touch(nodes: Sequence[OpMetrics | None], clock: Clock, started: float) -> None:
+    """Per-batch metrics of the operator's nodes: last invocation, latency of this batch, one more message."""
+    now = clock.now_ms()
+    latency = int((trio.current_time() - started) * 1e6)
+    for m in nodes:
+        if m is not None:
+            m.last_invocation = now
+            m.process_latency_us = latency
+            m.messages_processed += 1
+
+
+async def run_batches(
+    recv: trio.MemoryReceiveChannel[Batch],
+    sends: Sequence[trio.MemorySendChannel[list[Emission]]],
+    process: Callable[[Batch], list[Emission]],
+    *,
+    ctx: EvalContext,
+    per_event: bool,
+    clock: Clock,
+    nodes: Sequence[OpMetrics | None],
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The loop of an operator without timers: ``process`` each batch, send its emissions to every sink.
+
+    Args:
+      process: one batch in, its emissions out (plain calls, no awaits).
+      ctx: the context ``process`` evaluates in; its pending ``delay()`` is slept before sending.
+      per_event: the rule calls ``delay()``, which blocks per event as in eKuiper: batches are cut into events.
+      nodes: the metric nodes whose per-batch figures this loop keeps.
+
+    Returns when the input channel ends (the sources are done); the sink channels are closed then.
+    """
+    async with AsyncExitStack() as stack:
+        await own_channels(stack, recv, sends)
+        task_status.started()
+        async for batch in recv:
+            started = trio.current_time()
+            for part in [[item] for item in batch] if per_event else (batch,):
+                out = process(part)
+                if ctx.delay_ms:
+                    await sleep_delay(ctx)
+                if out:
+                    for send in sends:
+                        await send.send(out)
+            touch(nodes, clock, started)
