@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, final
 
+import attrs
 import orjson
 import tomli_w
 import trio
@@ -191,7 +192,7 @@ async def replay(
             stmt = parse_ddl(statement)
             if not isinstance(stmt, StreamDef):
                 raise PlanError(f"replay: expected CREATE STREAM/TABLE, got {statement!r}")
-            catalog.put_stream(stmt)
+            catalog.put_stream(_recorded(stmt))
         _write_file_tables(catalog, events, Path(tmp))
         raw = {**rule, "id": rule.get("id") or "replay", "actions": [{COLLECTOR: {}}]}
         rule_def = parse_rule(raw, RuleOptions())
@@ -199,6 +200,14 @@ async def replay(
         env = RuleEnv(clock=clock, services=None, registry=registry, etc_dir=Path(tmp) / "etc")
         await run_rule(plan, env, RuleMetrics() if metrics is None else metrics)
     return out
+
+
+def _recorded(stmt: StreamDef) -> StreamDef:
+    """``stmt`` reading the recordings: every source but a file table's becomes the ``mock`` source, so a user
+    replays the DDL they deploy (``TYPE="websocket"``, ``"memory"``...) without editing it."""
+    if source_type(stmt) == "file" and stmt.kind == "table":
+        return stmt
+    return attrs.evolve(stmt, options=attrs.evolve(stmt.options, type="mock"))
 
 
 def _write_file_tables(catalog: Catalog, events: Sequence[dict[str, Any]], tmp: Path) -> None:

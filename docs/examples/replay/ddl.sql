@@ -1,0 +1,1 @@
+CREATE STREAM sensors (id STRING, temperature FLOAT) WITH (TYPE="memory", DATASOURCE="demo/sensors");
