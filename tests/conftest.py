@@ -48,3 +48,12 @@ async def engine(tmp_path: Path, registry: Registry) -> AsyncIterator[Engine]:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """CA, server (127.0.0.1/localhost) and client certificates, generated once per test session."""
     return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line with eKuiper conformance per group (parser, function-call, projection, rule), when they ran."""
+    from tests.conformance._harness import SCORES
+
+    if SCORES:
+        parts = [f"{group} {passed}/{total}" for group, (passed, total) in sorted(SCORES.items())]
+        terminalreporter.write_line("eKuiper conformance: " + ", ".join(parts))

@@ -20,6 +20,15 @@ CASES_FILE = HERE / "cases.json"
 UNSUPPORTED_FILE = HERE / "unsupported.json"
 
 
+SCORES: dict[str, tuple[int, int]] = {}
+"""Group -> (passed, total), filled by each group's summary test; tests/conftest.py prints it after the run."""
+
+
+def record_score(group: str, passed: int, total: int) -> None:
+    """Remember a group's pass count for the end-of-run conformance line."""
+    SCORES[group] = (passed, total)
+
+
 def load(key: str) -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = json.loads(CASES_FILE.read_text())[key]
     return cases

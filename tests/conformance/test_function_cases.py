@@ -16,7 +16,7 @@ from runtime.errors import EngineError
 from runtime.sql import functions
 from runtime.sql.ast import Call, FieldRef
 from runtime.sql.expr import EvalContext, compile_expr
-from tests.conformance._harness import from_json, load, params, same, unsupported
+from tests.conformance._harness import from_json, load, params, record_score, same, unsupported
 
 FLOOR = 0.97  # issue acceptance: at least 97 % of the cases agree with eKuiper
 
@@ -59,6 +59,7 @@ def test_function_case(case: dict[str, Any]) -> None:
 
 def test_function_cases_summary() -> None:
     passed = sum(agrees(c) for _, c in CASES)
+    record_score("function-call", passed, len(CASES))
     print(
         f"\nfunction-call cases: {passed}/{len(CASES)} pass ({len(unsupported('function_call_cases'))} listed)"
     )

@@ -15,7 +15,7 @@ from runtime.errors import EngineError
 from runtime.ops.project import compile_filter_project
 from runtime.sql.expr import EvalContext
 from runtime.sql.parser import parse_select
-from tests.conformance._harness import from_json, load, params, same, unsupported
+from tests.conformance._harness import from_json, load, params, record_score, same, unsupported
 
 FLOOR = 0.97  # issue acceptance: at least 97 % of the cases agree with eKuiper
 
@@ -58,5 +58,6 @@ def test_projection_case(case: dict[str, Any]) -> None:
 
 def test_projection_cases_summary() -> None:
     passed = sum(agrees(c) for _, c in CASES)
+    record_score("projection", passed, len(CASES))
     print(f"\nprojection cases: {passed}/{len(CASES)} pass ({len(unsupported('projection_cases'))} listed)")
     assert passed >= FLOOR * len(CASES)

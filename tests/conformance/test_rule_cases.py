@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from runtime.replay import replay
-from tests.conformance._harness import HERE, load, same
+from tests.conformance._harness import HERE, load, record_score, same
 
 UNSUPPORTED_FILE = HERE / "unsupported_rules.toml"
 RUN_LIMIT_S = 3600.0  # virtual seconds: the longest case spans under two minutes of mock time
@@ -80,6 +80,7 @@ async def test_rule_cases_summary(
         except Exception:  # noqa: BLE001 - a case that errors simply does not pass
             pass
     failing = {case["name"] for case in CASES} - set(passed)
+    record_score("rule", len(passed), len(CASES))
     with capsys.disabled():
         print(f"\nrule cases: {len(passed)}/{len(CASES)} pass")
     assert failing == set(_unsupported())
