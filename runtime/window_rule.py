@@ -14,7 +14,7 @@ so no timer is armed.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from contextlib import AsyncExitStack
 from typing import final
 
@@ -26,7 +26,7 @@ from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
 from runtime.oploop import Emission, own_channels, rule_context, sleep_delay, touch
 from runtime.ops.join import TableSet, emitter
-from runtime.ops.window import Pane, Watermark, Window, make_window
+from runtime.ops.window import Pane, StateConditions, Watermark, Window, make_window
 from runtime.plan.planner import RulePlan
 from runtime.sql.expr import EvalContext, EvalError, Fn
 
@@ -50,7 +50,7 @@ def window_node_names(plan: RulePlan) -> list[str]:
         seq += 1
     else:
         if window.where is not None:
-            names.append(f"op_{seq}_filter")  # WHERE pushed below a tumbling/hopping/session window
+            names.append(f"op_{seq}_filter")  # WHERE pushed below a tumbling/hopping/session/state window
             seq += 1
         if window.filter is not None:
             names.append(f"op_{seq}_windowFilter")
@@ -126,7 +126,10 @@ class WindowOperator:
         trigger = self._condition(plan.trigger) if plan.trigger is not None else None
         # Event time: the window is created at the first released event, whose ts is the first window_start.
         watermark = Watermark(self._late_ms, self._ts_fields) if self._ts_field else None
-        window = None if watermark is not None else make_window(plan.spec, self._clock.now_ms(), trigger)
+        state = self._state_conditions()
+        window = (
+            None if watermark is not None else make_window(plan.spec, self._clock.now_ms(), trigger, state)
+        )
         async with AsyncExitStack() as stack:
             await own_channels(stack, recv, sends)
             task_status.started()
@@ -169,7 +172,7 @@ class WindowOperator:
                     group = _Group()
                     for released in released_events:
                         if window is None:
-                            window = make_window(plan.spec, released.ts, trigger)
+                            window = make_window(plan.spec, released.ts, trigger, state)
                         if released.ts != group.ts:
                             out.extend(self._emit(group.panes()))
                             group = _Group(released.ts)
@@ -269,8 +272,39 @@ class WindowOperator:
     def _condition(self, fn: Fn) -> _Condition:
         return _Condition(fn, self._ctx)
 
+    def _state_conditions(self) -> StateConditions | None:
+        plan = self._plan
+        if plan.spec.kind != "state":
+            return None
+        conditions = [self._condition(fn) for fn in plan.state]
+        partition = _PartitionKey(plan.partition, self._ctx) if plan.partition else None
+        return StateConditions(conditions[0], conditions[1] if len(conditions) > 1 else None, partition)
+
     def _touch(self, started: float) -> None:
         touch((self._m_source, *self._nodes), self._clock, started)
+
+
+@final
+class _PartitionKey:
+    """``OVER (PARTITION BY a, b)`` of a state window: the values of one event, as text (eKuiper keys its
+    partitions by ``%v`` of each value; an expression that fails is left out of the key, as there)."""
+
+    __slots__ = ("_ctx", "_fns")
+
+    def __init__(self, fns: tuple[Fn, ...], ctx: EvalContext) -> None:
+        self._fns = fns
+        self._ctx = ctx
+
+    def __call__(self, event: Event) -> Hashable:
+        ctx = self._ctx
+        ctx.ts, ctx.meta = event.ts, event.meta
+        parts: list[str] = []
+        for fn in self._fns:
+            try:
+                parts.append(repr(fn(event.data, ctx)))
+            except EvalError:
+                continue
+        return tuple(parts)
 
 
 @final

@@ -336,13 +336,15 @@ def _lift_aggregates(select: Select) -> tuple[Select, list[tuple[str, GroupFn]]]
 @attrs.frozen
 class WindowPlan:
     """A window rule's compiled parts: the window spec, its FILTER and OVER (WHEN) conditions, the WHERE that
-    runs per event below the window (tumbling, hopping, session), and the post-window query."""
+    runs per event below the window (tumbling, hopping, session, state), and the post-window query."""
 
     spec: WindowSpec
     filter: Fn | None
     trigger: Fn | None
     where: Fn | None
     query: WindowQuery
+    state: tuple[Fn, ...] = ()  # STATEWINDOW's begin (and emit) conditions
+    partition: tuple[Fn, ...] = ()  # its OVER (PARTITION BY ...)
 
 
 def window_call(select: Select) -> Call | None:
@@ -372,8 +374,8 @@ def plan_window(
         return None
     spec = window_spec(call)
     dims = tuple(e for e in select.group_by if e is not call)
-    # eKuiper pushes WHERE below tumbling/hopping/session windows in processing time only (§C.4, C.6).
-    pushed = push_where and not event_time and spec.kind in ("tumbling", "hopping", "session")
+    # eKuiper pushes WHERE below every window but count and sliding ones, in processing time only (§C.4, C.6).
+    pushed = push_where and not event_time and spec.kind in ("tumbling", "hopping", "session", "state")
     query = compile_window_query(
         attrs.evolve(select, group_by=dims), where_after_window=not pushed, send_nil_field=send_nil_field
     )
@@ -384,12 +386,20 @@ def plan_window(
     where = compile_expr(select.where) if pushed and select.where is not None else None
     if where is not None and reads_hits(select.where, select):
         where = recording_hits(where)
+    state: tuple[Fn, ...] = ()
+    partition: tuple[Fn, ...] = ()
+    if spec.kind == "state":
+        state = tuple(compile_expr(arg) for arg in call.args)
+        partition = tuple(compile_expr(e) for e in call.over.partition_by) if call.over is not None else ()
+        trigger = None  # a state window's conditions are its triggers
     return WindowPlan(
         spec=spec,
         filter=compile_expr(call.filter) if call.filter is not None else None,
         trigger=trigger,
         where=where,
         query=query,
+        state=state,
+        partition=partition,
     )
 
 
@@ -400,7 +410,7 @@ def window_spec(call: Call) -> WindowSpec:
         counts = [_int_arg(a) for a in call.args]
         return WindowSpec("count", counts[0], counts[1] if len(counts) > 1 else 0)
     if name == "statewindow":
-        raise PlanError("statewindow is not supported yet")
+        return WindowSpec("state", 0)
     unit_expr = call.args[0]
     unit = unit_expr.unit if isinstance(unit_expr, TimeUnit) else "ms"
     scale = UNIT_MS[unit]

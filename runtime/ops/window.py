@@ -13,7 +13,7 @@ Times are epoch milliseconds of the rule clock (processing time: ingestion time)
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from types import MappingProxyType
 from typing import Literal, final
 
@@ -21,7 +21,7 @@ import attrs
 
 from runtime.io.contract import Event
 
-WindowKind = Literal["tumbling", "hopping", "sliding", "session", "count"]
+WindowKind = Literal["tumbling", "hopping", "sliding", "session", "count", "state"]
 
 UNIT_MS: Mapping[str, int] = MappingProxyType(
     {"ms": 1, "ss": 1000, "mi": 60_000, "hh": 3_600_000, "dd": 86_400_000}
@@ -32,6 +32,7 @@ _ALIGN_BASE_MS: Mapping[str, int] = MappingProxyType(
 )
 
 Trigger = Callable[[Event], bool]
+PartitionKey = Callable[[Event], Hashable]
 
 
 @final
@@ -229,8 +230,75 @@ class CountWindow(Window):
         return [Pane(event.ts, event.ts, events)]
 
 
-def make_window(spec: WindowSpec, start_ms: int, trigger: Trigger | None = None) -> Window:
-    """A fresh window state machine for a rule run that starts at ``start_ms``."""
+@final
+@attrs.frozen
+class StateConditions:
+    """``STATEWINDOW(begin, emit)`` (``emit`` None: ``STATEWINDOW(cond)``) and its ``OVER (PARTITION BY ...)``."""
+
+    begin: Trigger
+    emit: Trigger | None = None
+    partition: PartitionKey | None = None
+
+
+@final
+class _StateStatus:
+    __slots__ = ("events", "open", "start")
+
+    def __init__(self) -> None:
+        self.open = False
+        self.start = 0
+        self.events: list[Event] = []
+
+
+@final
+class StateWindow(Window):
+    """Condition-driven windows (eKuiper's v2 state window), one per partition key; no timers.
+
+    With ``begin`` and ``emit``: a closed window opens on an event for which ``begin`` is true (that event is
+    its first); while open every event is collected, and one for which ``emit`` is true is collected, then the
+    window is emitted and closed. With a single condition: the first true event opens the window; each later
+    true event emits the window collected so far (without itself) and opens the next one with itself. A pane
+    spans the opening event's time to the emitting event's time.
+    """
+
+    def __init__(self, conditions: StateConditions) -> None:
+        self._begin = conditions.begin
+        self._emit = conditions.emit
+        self._partition = conditions.partition
+        self._status: dict[Hashable, _StateStatus] = {}
+
+    def add(self, event: Event) -> list[Pane]:
+        key = self._partition(event) if self._partition is not None else None
+        status = self._status.get(key)
+        if status is None:
+            status = self._status[key] = _StateStatus()
+        if not status.open:
+            if self._begin(event):
+                status.open, status.start, status.events = True, event.ts, [event]
+            return []
+        if self._emit is not None:
+            status.events.append(event)
+            if not self._emit(event):
+                return []
+            pane = Pane(status.start, event.ts, status.events)
+            status.open, status.events = False, []
+            return [pane]
+        if not self._begin(event):
+            status.events.append(event)
+            return []
+        pane = Pane(status.start, event.ts, status.events)
+        status.start, status.events = event.ts, [event]
+        return [pane]
+
+
+def make_window(
+    spec: WindowSpec, start_ms: int, trigger: Trigger | None = None, state: StateConditions | None = None
+) -> Window:
+    """A fresh window state machine for a rule run that starts at ``start_ms`` (``state``: a state window's
+    conditions, required for ``spec.kind == "state"``)."""
+    if spec.kind == "state":
+        assert state is not None
+        return StateWindow(state)
     if spec.kind in ("tumbling", "hopping"):
         return PeriodicWindow(spec, start_ms)
     if spec.kind == "sliding":
