@@ -22,6 +22,7 @@ from runtime.oploop import Emission, own_channels, rule_context, sleep_delay, to
 from runtime.ops.dedup import DedupTrigger
 from runtime.plan.planner import RulePlan
 from runtime.sql.expr import EvalError
+from runtime.sql.functions.rulestate import calls_delay
 
 
 @final
@@ -53,6 +54,7 @@ class DedupOperator:
         self._m_dedup = metrics.add(OpMetrics(f"op_{seq}_dedup_trigger"))
         self._m_project = metrics.add(OpMetrics(f"op_{seq + 1}_project"))
         self._due: int | None = None  # epoch ms at which the timer releases the earliest held row
+        self._per_event = calls_delay(plan.select)  # delay() blocks per event, as in ``run_batches``
 
     async def run(
         self,
@@ -73,26 +75,29 @@ class DedupOperator:
                     except trio.EndOfChannel:
                         return  # like eKuiper at rule stop: rows still held are not emitted
                 started = trio.current_time()
-                out: list[Emission] = []
                 if batch is None:
                     self._due = None
                     released, wait = self._trigger.fire()
                     self._schedule(wait)
-                    out.extend(self._emit(released))
-                for item in batch or ():
-                    out.extend(self.process(item))
-                if self._ctx.delay_ms:
-                    await sleep_delay(self._ctx)
-                if out:
-                    for send in sends:
-                        await send.send(out)
+                    await self._send(sends, self._emit(released))
+                elif self._per_event:
+                    for item in batch:
+                        await self._send(sends, self.process(item))
+                else:
+                    await self._send(sends, [e for item in batch for e in self.process(item)])
                 self._touch(started)
+
+    async def _send(self, sends: list[trio.MemorySendChannel[list[Emission]]], out: list[Emission]) -> None:
+        if self._ctx.delay_ms:
+            await sleep_delay(self._ctx)
+        if out:
+            for send in sends:
+                await send.send(out)
 
     def process(self, item: Event | ErrorItem) -> list[Emission]:
         """WHERE and the holding stage for one event; returns the emissions of the rows it released."""
-        now = self._clock.now_ms()
         if isinstance(item, ErrorItem):
-            self._m_source.error(item.message, now)
+            self._m_source.error(item.message, self._clock.now_ms())
             return [item] if self._send_error else []
         self._m_source.records_in += 1
         self._m_source.records_out += 1

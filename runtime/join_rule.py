@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, final
 import trio
 
 from runtime.io.contract import Batch, ErrorItem, Event, IoContext, JoinedRow, Outbox, Row, Source
-from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, run_batches
+from runtime.oploop import Emission, expand_unnest, rule_context, run_batches
 from runtime.ops.join import TableSet, emitter, make_table, source_row
 from runtime.plan.planner import RulePlan, build_input_source
-from runtime.sql.expr import EvalContext, EvalError
+from runtime.sql.expr import EvalError
 from runtime.sql.functions.rulestate import calls_delay
 
 if TYPE_CHECKING:
@@ -98,6 +97,9 @@ class _TableOutbox:
                 m.error(item.message, self._clock.now_ms())
                 continue
             rows.append(source_row(ref, item.data))
+        if batch and not rows:
+            # Only errors (a file read that did not decode): keep the table's content, not an empty snapshot.
+            return
         # One batch is one update (eKuiper counts a file table's whole read as one record).
         m.records_in += 1
         m.records_out += 1
@@ -189,14 +191,10 @@ class JoinOperator:
         self._join = plan.join
         self._tables = tables
         self._apply = plan.operator.apply
+        self._srf_key = plan.operator.srf_key
         self._send_error = plan.rule.options.send_error
         self._clock = env.clock
-        services = env.services
-        self._ctx = (
-            services.eval_context(plan.rule.id, env.clock)
-            if isinstance(services, Services)
-            else EvalContext(rule_id=plan.rule.id, clock=env.clock)
-        )
+        self._ctx = rule_context(plan.rule.id, env.clock, env.services)
         # delay() blocks the rule per event (eKuiper sleeps inside the call): such rules go one event at a time.
         self._per_event = calls_delay(plan.select)
         seq = 2
@@ -206,6 +204,9 @@ class JoinOperator:
             seq += 1
             self._m_filter = metrics.add(OpMetrics(f"op_{seq}_filter"))
         self._m_project = metrics.add(OpMetrics(f"op_{seq + 1}_project"))
+        self._m_srf = (
+            metrics.add(OpMetrics(f"op_{seq + 2}_projectset")) if self._srf_key is not None else None
+        )
 
     async def run(
         self,
@@ -221,14 +222,15 @@ class JoinOperator:
             ctx=self._ctx,
             per_event=self._per_event,
             clock=self._clock,
-            nodes=(self._m_join, self._m_filter, self._m_project),
+            nodes=(self._m_join, self._m_filter, self._m_project, self._m_srf),
             task_status=task_status,
         )
 
     def process(self, batch: Batch) -> list[Emission]:
         """Join, filter and project one batch of stream events; errors become error emissions (``sendError``)."""
-        ctx, m_join, m_project = self._ctx, self._m_join, self._m_project
+        ctx, m_join, m_project, srf_key = self._ctx, self._m_join, self._m_project, self._srf_key
         out: list[Emission] = []
+        tables = self._tables.parts()
         for event in batch:
             if isinstance(event, ErrorItem):
                 if self._send_error:
@@ -239,8 +241,7 @@ class JoinOperator:
             if ref is None or not isinstance(row, JoinedRow):
                 continue
             ctx.meta, ctx.ts = event.meta, event.ts
-            parts = self._tables.parts()
-            parts[ref] = [row]
+            parts = {**tables, ref: [row]}
             m_join.records_in += 1
             try:
                 rows = self._join.join(parts, ctx, self._tables.lookups)
@@ -264,10 +265,20 @@ class JoinOperator:
                 node = self._m_filter if "Where" in exc.message and self._m_filter else m_project
                 self._fail(node, exc, out)
                 continue
-            if emission:
-                m_project.records_in += 1
-                m_project.records_out += 1
-                out.append(emission)
+            if not emission:
+                continue
+            m_project.records_in += 1
+            m_project.records_out += 1
+            if srf_key is not None:
+                # The joined rows are one collection: eKuiper's projectset expands them into one emission.
+                assert self._m_srf is not None
+                try:
+                    emission = expand_unnest(emission, srf_key, self._m_srf, self._clock)
+                except EvalError as exc:
+                    if self._send_error:
+                        out.append(ErrorItem(exc.message))
+                    continue
+            out.append(emission)
         return out
 
     def _fail(self, node: OpMetrics, exc: EvalError, out: list[Emission]) -> None:

@@ -14,10 +14,11 @@ from contextlib import AsyncExitStack
 import trio
 
 from runtime.clock import Clock
-from runtime.io.contract import Batch, ErrorItem, Row
+from runtime.io.contract import Batch, ErrorItem, Event, Row
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics
-from runtime.sql.values import EvalContext
+from runtime.ops.project import unnest_rows
+from runtime.sql.values import EvalContext, EvalError
 
 Emission = list[Row] | ErrorItem
 """What an operator sends to the sinks: the rows of one result, or an error (sent only with ``sendError``)."""
@@ -28,6 +29,32 @@ def rule_context(rule_id: str, clock: Clock, services: Services | None) -> EvalC
     if services is not None:
         return services.eval_context(rule_id, clock)
     return EvalContext(rule_id=rule_id, clock=clock)
+
+
+def with_event_time(event: Event, field: str, node: OpMetrics, clock: Clock) -> Event | None:
+    """``event`` stamped with the value of its ``field`` (the stream's TIMESTAMP) as its time; None, counted as
+    an error of ``node``, when that is not an int."""
+    ts = event.data.get(field)
+    if type(ts) is not int:
+        node.error(f"cannot read event time from field {field}", clock.now_ms())
+        return None
+    return Event(event.data, ts, event.meta)
+
+
+def expand_unnest(rows: list[Row], key: str, node: OpMetrics, clock: Clock) -> list[Row]:
+    """``unnest()`` (the projectset node, §C.4): every row's array under ``key`` expanded into its rows.
+
+    Counts one record of ``node`` per call. Raises EvalError (already counted on ``node``) when a row holds
+    no array; the caller turns it into an error emission or drops it.
+    """
+    node.records_in += 1
+    try:
+        out = [expanded for row in rows for expanded in unnest_rows(row, key)]
+    except EvalError as exc:
+        node.error(exc.message, clock.now_ms())
+        raise
+    node.records_out += 1
+    return out
 
 
 async def own_channels(

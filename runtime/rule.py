@@ -20,14 +20,13 @@ import trio
 from runtime.clock import Clock
 from runtime.dedup_rule import DedupOperator
 from runtime.errors import EncodeError
-from runtime.io.contract import Batch, ErrorItem, Event, IoContext, Outbox, Row, Sink, Source
+from runtime.io.contract import Batch, ErrorItem, IoContext, Outbox, Row, Sink, Source
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.io.sinkprops import SinkProps
 from runtime.join_rule import JoinOperator, make_tables, run_join_sources
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, rule_context, run_batches
-from runtime.ops.project import unnest_rows
+from runtime.oploop import Emission, expand_unnest, rule_context, run_batches, with_event_time
 from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_sink, build_source
 from runtime.sql.expr import EvalError
@@ -296,7 +295,7 @@ class _Operator:
 
     def process(self, batch: Batch) -> list[Emission]:
         """Filter and project one batch; errors become error emissions (``sendError``) or are only counted."""
-        ctx, apply, send_error = self._ctx, self._apply, self._send_error
+        ctx, apply, send_error, srf_key = self._ctx, self._apply, self._send_error, self._srf_key
         m_source, m_filter, m_project = self._m_source, self._m_filter, self._m_project
         out: list[Emission] = []
         passed = 0
@@ -329,10 +328,10 @@ class _Operator:
                 continue
             passed += 1
             emitted += 1
-            if self._srf_key is None:
+            if srf_key is None:
                 out.append([row])
             else:
-                out.extend(self._unnest(row))
+                out.extend(self._unnest(row, srf_key))
         if self._watermark is None:
             m_source.records_in += n_events
             m_source.records_out += n_events
@@ -355,23 +354,19 @@ class _Operator:
             self._m_source.records_in += 1
             self._m_source.records_out += 1
             m_watermark.records_in += 1
-            ts = item.data.get(self._ts_field)
-            if type(ts) is not int:
-                m_watermark.error(f"cannot read event time from field {self._ts_field}", self._clock.now_ms())
+            event = with_event_time(item, self._ts_field, m_watermark, self._clock)
+            if event is None:
                 continue
-            events = watermark.push(Event(item.data, ts, item.meta))
+            events = watermark.push(event)
             m_watermark.records_out += len(events)
             released.extend(events)
         return released
 
-    def _unnest(self, row: Row) -> list[Emission]:
+    def _unnest(self, row: Row, key: str) -> list[Emission]:
         """``unnest()``: one emission per array element, or the error (§C.4)."""
-        assert self._srf_key is not None and self._m_srf is not None
-        self._m_srf.records_in += 1
+        assert self._m_srf is not None
         try:
-            rows = unnest_rows(row, self._srf_key)
+            rows = expand_unnest([row], key, self._m_srf, self._clock)
         except EvalError as exc:
-            self._m_srf.error(exc.message, self._clock.now_ms())
             return [ErrorItem(exc.message)] if self._send_error else []
-        self._m_srf.records_out += 1
         return [[r] for r in rows]

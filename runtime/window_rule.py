@@ -24,7 +24,7 @@ from runtime.clock import Clock
 from runtime.io.contract import Batch, ErrorItem, Event, Row
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, own_channels, rule_context, sleep_delay, touch
+from runtime.oploop import Emission, own_channels, rule_context, sleep_delay, touch, with_event_time
 from runtime.ops.join import TableSet, emitter
 from runtime.ops.window import Pane, StateConditions, Watermark, Window, make_window
 from runtime.plan.planner import RulePlan
@@ -190,13 +190,9 @@ class WindowOperator:
                 self._touch(started)
 
     def _with_event_time(self, event: Event) -> Event | None:
-        """The event stamped with its TIMESTAMP field; None (counted as an error) when that is not an int."""
+        """The event stamped with its source's TIMESTAMP field; None (counted as an error) when not an int."""
         field = self._ts_fields.get(emitter(event.data) or "", self._ts_field)
-        ts = event.data.get(field)
-        if type(ts) is not int:
-            self._m_window.error(f"cannot read event time from field {self._ts_field}", self._clock.now_ms())
-            return None
-        return Event(event.data, ts, event.meta)
+        return with_event_time(event, field, self._m_window, self._clock)
 
     def _admit(self, event: Event, add: Callable[[Event], list[Pane]]) -> list[Emission]:
         """Source counters, FILTER and pushed-down WHERE for one event; returns what adding it emitted."""

@@ -13,11 +13,13 @@ import trio.testing
 
 from runtime.clock import Clock
 from runtime.config import RuleOptions
+from runtime.dedup_rule import DedupOperator
 from runtime.errors import PlanError
-from runtime.io.contract import Row
+from runtime.io.contract import Batch, Event, Row
 from runtime.io.services import Services, props_from_environ
 from runtime.keyedstate import KEYED_STATE_FILE, KeyedStateStore
-from runtime.metrics import RuleMetrics
+from runtime.metrics import OpMetrics, RuleMetrics
+from runtime.oploop import Emission
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule
 from runtime.plan.ruledef import parse_rule
@@ -191,3 +193,102 @@ async def test_keyed_state_and_props_come_from_the_engine(
     with trio.fail_after(LIMIT_S):
         out = await _run_with_services(tmp_path, sql, events, services)
     assert out == [[{"a": 5, "lim": 3, "vin": "V1", "site": "north"}]]
+
+
+# ------------------------------------------------------------------------------------------------ hostile values
+
+
+async def test_out_of_range_epochs_are_error_rows_not_a_dead_rule(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    events = _events((10, {"a": 1e20}), (20, {"a": -(10**30)}), (30, {"a": 0}))
+    rule = {
+        "sql": 'SELECT year(a) AS y, cast(a, "datetime") AS d, to_seconds(a) AS s FROM arr',
+        "options": {"sendError": True},
+    }
+    with trio.fail_after(LIMIT_S):
+        out = await replay(DDL, rule, events)
+    assert len(out) == 3
+    assert "to datetime: out of range" in out[0][0]["error"]
+    assert "to datetime: out of range" in out[1][0]["error"]
+    assert out[2][0]["y"] == 1970
+
+
+async def test_strict_validation_of_an_out_of_range_datetime_is_an_error_row(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ddl = (
+        "CREATE STREAM arr (a DATETIME, f FLOAT) "
+        'WITH (DATASOURCE="arr", TYPE="mock", FORMAT="json", STRICT_VALIDATION="true");'
+    )
+    events = _events((10, {"a": 1e20}), (20, {"a": 0, "f": 10**400}), (30, {"a": 0}))
+    rule = {"sql": "SELECT year(a) AS y, f FROM arr", "options": {"sendError": True}}
+    with trio.fail_after(LIMIT_S):
+        out = await replay(ddl, rule, events)
+    assert out[0][0]["error"].startswith("error in preprocessor: field a type mismatch: cannot convert")
+    assert out[1][0]["error"].startswith("error in preprocessor: field f type mismatch: cannot convert")
+    assert out[2] == [{"y": 1970}]  # the rule lives on
+
+
+@pytest.mark.parametrize("content", [b"{not json", None])
+async def test_a_broken_keyed_state_file_yields_the_default(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, content: bytes | None
+) -> None:
+    path = tmp_path / "data" / KEYED_STATE_FILE
+    path.parent.mkdir()
+    if content is None:
+        path.mkdir()  # IsADirectoryError on read
+    else:
+        path.write_bytes(content)
+    services = Services(keyed_state=KeyedStateStore(path), props={})
+    sql = 'SELECT a, get_keyed_state("limit", "bigint", 7) AS lim FROM arr'
+    events = _events((10, {"a": 1}), (20, {"a": 5}))
+    with trio.fail_after(LIMIT_S):
+        out = await _run_with_services(tmp_path, sql, events, services)
+    assert out == [[{"a": 1, "lim": 7}], [{"a": 5, "lim": 7}]]
+
+
+async def test_get_keyed_state_and_delay_see_null_arguments(autojump_clock: trio.testing.MockClock) -> None:
+    # No null passthrough: a null key is eKuiper's "key <nil> is not a string", a null value still waits.
+    events = _events((10, {"a": 1}), (20, {"a": 2}))
+    rule = {
+        "sql": 'SELECT get_keyed_state(k, "bigint", 0) AS s FROM arr WHERE a = 1',
+        "options": {"sendError": True},
+    }
+    with trio.fail_after(LIMIT_S):
+        out = await replay(DDL, rule, events)
+    assert len(out) == 1
+    assert out[0][0]["error"].endswith("call func get_keyed_state error: key <nil> is not a string")
+    rule = {"sql": "SELECT delay(1000, b) AS d, tstamp() AS t FROM arr"}
+    with trio.fail_after(LIMIT_S):
+        out = await replay(DDL, rule, events)
+    assert out == [[{"t": T0 + 10}], [{"t": T0 + 1010}]]  # null d omitted; the delay still happened
+
+
+async def test_dedup_rule_with_delay_blocks_per_event_of_a_batch(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # As run_batches: with delay() each event of a batch is processed, slept for and sent on its own.
+    catalog = Catalog(tmp_path / "catalog")
+    stmt = parse_ddl(DDL)
+    assert isinstance(stmt, StreamDef)
+    catalog.put_stream(stmt)
+    sql = "SELECT b, delay(1000, b) AS d, tstamp() AS t, dedup_trigger(b, e, n, 99999) AS r FROM arr"
+    rule = parse_rule({"id": "r", "sql": sql, "actions": [{COLLECTOR: {}}]}, RuleOptions())
+    plan = plan_rule(rule, catalog, replay_registry([], []))
+    clock = Clock(T0)
+    op = DedupOperator(plan, clock, OpMetrics("source_arr_0"), RuleMetrics())
+    send_in, recv_in = trio.open_memory_channel[Batch](1)
+    send_out, recv_out = trio.open_memory_channel[list[Emission]](10)
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(op.run, recv_in, [send_out])
+            rows = [{"b": b, "e": b + 1, "n": b + 1} for b in (1, 5)]
+            async with send_in:
+                await send_in.send([Event(row, T0, None) for row in rows])
+            emitted = [emission async for emission in recv_out]
+    sends = [[(row["b"], row["t"]) for em in sent if isinstance(em, list) for row in em] for sent in emitted]
+    assert sends == [
+        [(1, T0)],
+        [(5, T0 + 1000)],
+    ]

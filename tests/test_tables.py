@@ -181,3 +181,68 @@ async def test_file_lookup_table(engine: Engine, tmp_path: Path) -> None:
             await engine.publish("ev", [{"code": "b"}, {"code": "z"}])
             assert await _next(out) == [{"code": "b", "label": "second"}]
             assert await _next(out) == [{"code": "z"}]  # LEFT JOIN keeps the miss
+
+
+async def test_unnest_in_a_stream_table_join_expands_the_joined_rows(engine: Engine) -> None:
+    engine.create_stream("stream", STREAM)
+    engine.create_stream(
+        "table",
+        'CREATE TABLE dev (id BIGINT, tags ARRAY(STRING)) WITH (TYPE="memory", DATASOURCE="dev", '
+        'RETAIN_SIZE="5")',
+    )
+    sql = "SELECT s.id, unnest(dev.tags) AS tag FROM s INNER JOIN dev ON s.id = dev.id"
+    with trio.fail_after(10):
+        async with engine.services.memory.subscribe("out") as out:
+            await _rule(engine, sql)
+            await engine.publish("dev", [{"id": 1, "tags": ["a", "b"]}, {"id": 1, "tags": ["c"]}])
+            await _until(engine, "source_dev_0_records_in_total", 1)
+            await engine.publish("in", [{"id": 1, "v": 1.0}])
+            # The event's joined rows are one collection: projectset expands them into one emission.
+            assert await _next(out) == [
+                {"id": 1, "tag": "a"},
+                {"id": 1, "tag": "b"},
+                {"id": 1, "tag": "c"},
+            ]
+    status = engine.rule_status("j")
+    assert status["op_4_projectset_0_records_in_total"] == 1
+    assert status["op_4_projectset_0_records_out_total"] == 1
+
+
+async def test_a_polled_file_table_survives_a_bad_or_missing_file(
+    engine: Engine, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "tables" / "poll.json"
+    path.write_bytes(orjson.dumps([{"id": 1, "name": "one"}]))
+    (tmp_path / "etc" / "sources" / "file.toml").write_text(
+        f'[default]\npath = "{tmp_path / "tables"}"\n\n[poll]\ninterval = 1000\n'
+    )
+    engine.create_stream("stream", STREAM)
+    engine.create_stream(
+        "table", 'CREATE TABLE t (id BIGINT, name STRING) WITH (DATASOURCE="poll.json", CONF_KEY="poll")'
+    )
+
+    async def lookup(out: trio.MemoryReceiveChannel[Published]) -> list[dict[str, Any]]:
+        await engine.publish("in", [{"id": 1, "v": 1.0}])
+        return await _next(out)
+
+    async def poll_until(key: str, value: int) -> None:
+        for _ in range(40):  # virtual time (autojump): the source re-reads every second
+            if engine.rule_status("j").get(key) == value:
+                return
+            await trio.sleep(0.25)
+        raise AssertionError(f"{key} never became {value}")
+
+    with trio.fail_after(60):
+        async with engine.services.memory.subscribe("out") as out:
+            await _rule(engine, "SELECT t.name FROM s INNER JOIN t ON s.id = t.id")
+            assert await lookup(out) == [{"name": "one"}]
+            path.write_bytes(b"[not json")  # a read that only yields an error: the snapshot stays
+            await poll_until("source_t_0_exceptions_total", 1)
+            assert await lookup(out) == [{"name": "one"}]
+            path.unlink()  # a failed re-read: reported, retried, the rule keeps running
+            await poll_until("source_t_0_connection_status", -1)
+            assert engine.rule_status("j")["status"] == "running"
+            assert await lookup(out) == [{"name": "one"}]
+            path.write_bytes(orjson.dumps([{"id": 1, "name": "uno"}]))
+            await poll_until("source_t_0_connection_status", 1)
+            assert await lookup(out) == [{"name": "uno"}]

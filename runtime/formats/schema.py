@@ -46,7 +46,10 @@ def _bigint(value: Any, describe: Describe) -> Any:
 
 def _float(value: Any, describe: Describe) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float64's range
+            raise _cannot(value, "float64", describe) from None
     raise _cannot(value, "float64", describe)
 
 

@@ -94,17 +94,34 @@ class FileSource:
         """Deliver the file's rows (before reporting ready, so a table is loaded before streams start), then
         again every ``interval``; returns after the single read when ``interval`` is 0.
 
+        A later read that fails (the file is gone, unreadable) is reported (connection status -1 with its
+        message, a warning in the rule log) and tried again at the next interval; the table keeps its rows.
+
         Raises:
-          SourceError: the file cannot be read.
+          SourceError: the first read fails.
         """
-        connection = self._ctx.connection
+        ctx = self._ctx
+        connection = ctx.connection
         await send.send(self.read())
         connection.status = 1
-        connection.last_connected_time = self._ctx.clock.now_ms()
+        connection.last_connected_time = ctx.clock.now_ms()
         task_status.started()
         try:
             while self._interval_s > 0:
                 await trio.sleep(self._interval_s)
-                await send.send(self.read())
+                connection.last_try_time = ctx.clock.now_ms()
+                try:
+                    batch = self.read()
+                except SourceError as exc:
+                    if connection.status != -1:
+                        ctx.logger.warning("%s; retrying every %s s", exc, self._interval_s)
+                    connection.status = -1
+                    connection.last_disconnected_time = connection.last_try_time
+                    connection.last_disconnected_message = str(exc)
+                    continue
+                if connection.status != 1:
+                    connection.status = 1
+                    connection.last_connected_time = connection.last_try_time
+                await send.send(batch)
         finally:
             connection.status = 0

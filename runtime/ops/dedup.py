@@ -10,6 +10,8 @@ earlier released row covered, as ``[{"start_key": "<ms>", "end_key": "<ms>"}]``.
 
 from __future__ import annotations
 
+import math
+from bisect import insort
 from typing import Any, final
 
 import attrs
@@ -139,15 +141,23 @@ class _Request:
     event: Event
 
 
+def _end(request: _Request) -> int:
+    return request.end
+
+
 @final
 class DedupTrigger:
     """The held rows of one rule run and the histogram of the ranges released so far."""
 
-    __slots__ = ("_hg", "_queue", "_spec")
+    __slots__ = ("_head", "_hg", "_queue", "_spec")
 
     def __init__(self, spec: DedupSpec) -> None:
         self._spec = spec
-        self._queue: list[_Request] = []  # by end; equal ends keep their arrival order
+        # Held requests sorted by end, equal ends in arrival order (insort puts a new one after its equals);
+        # the released ones before ``_head`` are dropped in bulk, so a release is O(1), an insert O(log n) +
+        # a move of the tail.
+        self._queue: list[_Request] = []
+        self._head = 0
         self._hg: Histogram = []
 
     def add(self, event: Event) -> tuple[list[Event], int | None]:
@@ -167,8 +177,7 @@ class DedupTrigger:
             raise EvalError(f"dedup_trigger start time {start} is greater than end time {end}")
         now = self._int(row, self._spec.now_field, "now")
         request = _Request(start, end, now, event)
-        at = next((i for i, r in enumerate(self._queue) if r.end > end), len(self._queue))
-        self._queue.insert(at, request)
+        insort(self._queue, request, lo=self._head, key=_end)
         return self._trigger(now)
 
     def fire(self) -> tuple[list[Event], int | None]:
@@ -177,21 +186,27 @@ class DedupTrigger:
 
     @property
     def held(self) -> int:
-        return len(self._queue)
+        return len(self._queue) - self._head
 
     def _trigger(self, now: int | None) -> tuple[list[Event], int | None]:
         out: list[Event] = []
-        while self._queue:
-            head = self._queue[0]
+        queue = self._queue
+        wait: int | None = None
+        while self._head < len(queue):
+            head = queue[self._head]
             if now is None:
                 now = head.end  # a timer fires for the head's end
             if head.end > now:
-                return out, head.end - now
-            self._queue.pop(0)
+                wait = head.end - now
+                break
+            self._head += 1
             ranges, self._hg = dedup_ranges(self._hg, head.start, head.end, head.now, self._spec.expire)
             data: Row = {**head.event.data, self._spec.column: ranges}
             out.append(Event(data, head.event.ts, head.event.meta))
-        return out, None
+        if self._head and self._head * 2 >= len(queue):
+            del queue[: self._head]  # amortised: at most as many moves as releases
+            self._head = 0
+        return out, wait
 
     @staticmethod
     def _int(row: Row, field: str, what: str) -> int:
@@ -200,6 +215,6 @@ class DedupTrigger:
         value: Any = row[field]
         if type(value) is int:
             return value
-        if type(value) is float:
+        if type(value) is float and math.isfinite(value):
             return int(value)
         raise EvalError(f"dedup_trigger {what} time {go_str(value)} is not int64")

@@ -132,11 +132,12 @@ def make_table(kind: str, key: str, retain_size: int, source_type: str) -> Table
 class TableSet:
     """The tables one join rule reads, by FROM/JOIN name; their sources update them, joins read them."""
 
-    __slots__ = ("_lookups", "_scans", "rows_seen")
+    __slots__ = ("_lookups", "_parts", "_scans", "rows_seen")
 
     def __init__(self, tables: Mapping[str, Table]) -> None:
         self._scans = {ref: t for ref, t in tables.items() if isinstance(t, ScanTable)}
         self._lookups = {ref: t for ref, t in tables.items() if isinstance(t, LookupTable)}
+        self._parts: dict[str, Sequence[JoinedRow]] | None = None  # parts() until the next scan update
         self.rows_seen = 0  # rows applied so far, all tables (metrics)
 
     def update(self, ref: str, rows: Sequence[JoinedRow]) -> None:
@@ -144,14 +145,21 @@ class TableSet:
         if table is not None:
             table.update(rows)
             self.rows_seen += len(rows)
+            if ref in self._scans:
+                self._parts = None
 
     def get(self, ref: str) -> Table | None:
         scan = self._scans.get(ref)  # not ``or``: an empty table is falsy
         return scan if scan is not None else self._lookups.get(ref)
 
-    def parts(self) -> dict[str, list[JoinedRow]]:
-        """Every scan table's current rows, by name (lookup tables are probed instead)."""
-        return {ref: table.rows() for ref, table in self._scans.items()}
+    def parts(self) -> Mapping[str, Sequence[JoinedRow]]:
+        """Every scan table's current rows, by name (lookup tables are probed instead).
+
+        Built once per table update, not per stream event: callers must not mutate it (copy to add parts).
+        """
+        if self._parts is None:
+            self._parts = {ref: tuple(table.rows()) for ref, table in self._scans.items()}
+        return self._parts
 
     @property
     def lookups(self) -> Mapping[str, LookupTable]:
@@ -220,7 +228,7 @@ class JoinPlan:
         Raises:
           EvalError: ``run Join error: ...``.
         """
-        parts: dict[str, list[JoinedRow]] = tables.parts() if tables is not None else {}
+        parts: dict[str, list[JoinedRow]] = {}
         origin: dict[int, Event] = {}
         for event in events:
             row = event.data
@@ -230,7 +238,8 @@ class JoinPlan:
             parts.setdefault(ref, []).append(row)
             origin[id(row.tables[ref])] = event
         out: list[Event] = []
-        for row in self.join(parts, ctx, tables.lookups if tables is not None else None):
+        joined: Mapping[str, Sequence[JoinedRow]] = parts if tables is None else {**tables.parts(), **parts}
+        for row in self.join(joined, ctx, tables.lookups if tables is not None else None):
             first = next((e for part in row.tables.values() if (e := origin.get(id(part)))), None)
             out.append(
                 Event(row, first.ts, first.meta) if first is not None else Event(row, ctx.ts, ctx.meta)

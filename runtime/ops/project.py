@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeGuard, final
 
 from runtime.errors import PlanError, SqlError
-from runtime.io.contract import JoinedRow, Row
+from runtime.io.contract import Row
 from runtime.sql import functions
 from runtime.sql.ast import (
     Call,
@@ -27,6 +27,7 @@ from runtime.sql.ast import (
 )
 from runtime.sql.expr import CallHook, EvalContext, EvalError, Fn, RefResolver, compile_expr, expr_text
 from runtime.sql.functions.hits import HIT_FUNCTIONS, calls_any, record_hit
+from runtime.sql.wildcard import wildcard_emit
 
 _Emit = Callable[[Row, EvalContext, Row], None]
 _PENDING: Final = object()  # an analytic slot not computed yet for this event
@@ -43,7 +44,7 @@ def _is_analytic(node: object) -> TypeGuard[Call]:
 class FilterProject:
     """WHERE then SELECT for one row. Build with ``compile_filter_project``."""
 
-    __slots__ = ("_analytic", "_emits", "_hits", "_where", "output_keys", "srf_key")
+    __slots__ = ("_analytic", "_emits", "_where", "output_keys", "srf_key")
 
     def __init__(
         self,
@@ -56,7 +57,10 @@ class FilterProject:
         srf_key: str | None = None,
     ) -> None:
         self._analytic = analytic
-        self._hits = hits  # the query reads last_hit_*(): every row passing WHERE is a hit
+        if hits:
+            # The query reads last_hit_*(): every row passing WHERE is a hit, recorded after SELECT (the
+            # fields read the state before this hit). A last emit, so rows without hits pay nothing.
+            emits = [*emits, _record_hit]
         self.srf_key = srf_key  # the key holding unnest()'s array, expanded by ``unnest_rows``
         self._where = where
         self._emits = emits
@@ -91,12 +95,14 @@ class FilterProject:
         out: Row = {}
         for emit in self._emits:
             emit(row, ctx, out)
-        if self._hits:
-            record_hit(ctx)  # after SELECT: last_hit_*() read the state before this hit
         return out
 
     def __repr__(self) -> str:
         return f"<FilterProject where={self._where is not None} keys={list(self.output_keys)}>"
+
+
+def _record_hit(row: Row, ctx: EvalContext, out: Row) -> None:
+    record_hit(ctx)
 
 
 def output_key(field: SelectField, unnamed_index: int) -> str | None:
@@ -287,31 +293,24 @@ def _wildcard_emit(
     resolver: Callable[[tuple[str, ...]], RefResolver],
     calls: CallHook,
 ) -> _Emit:
-    excluded = frozenset(wildcard.except_)
     replaced = [
         (
             f.alias or "",
-            compile_expr(f.expr, resolve=resolver(()), calls=calls),
-            f"alias: {f.alias} expr: {expr_text(f.expr)} ",
+            _labelled(
+                compile_expr(f.expr, resolve=resolver(()), calls=calls),
+                f"alias: {f.alias} expr: {expr_text(f.expr)} ",
+            ),
         )
         for f in wildcard.replace
     ]
+    return wildcard_emit(wildcard, replaced, keep_nulls=send_nil)
 
-    stream = wildcard.stream
 
-    def emit(row: Row, ctx: EvalContext, out: Row) -> None:
-        source = row
-        if stream is not None and type(row) is JoinedRow:
-            source = row.tables.get(stream) or {}  # ``demo.*``: only that source's columns
-        for key, value in source.items():
-            if key not in excluded and (value is not None or send_nil):
-                out[key] = value
-        for key, fn, label in replaced:  # REPLACE wins over EXCEPT
-            try:
-                value = fn(row, ctx)
-            except EvalError as exc:
-                raise EvalError(f"run Select error: {label}meet error, err:{exc.message}") from None
-            if value is not None or send_nil:
-                out[key] = value
+def _labelled(fn: Fn, label: str) -> Fn:
+    def labelled(row: Row, ctx: EvalContext) -> Any:
+        try:
+            return fn(row, ctx)
+        except EvalError as exc:
+            raise EvalError(f"run Select error: {label}meet error, err:{exc.message}") from None
 
-    return emit
+    return labelled

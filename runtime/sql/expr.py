@@ -53,7 +53,7 @@ RefResolver = Callable[[FieldRef], Fn | None]
 """Hook for names that are not plain columns (select aliases): returns a closure, or None for a column."""
 
 # Exceptions a function implementation may raise on bad input; they become ``call func x error: ...``.
-_FUNCTION_FAILURES = (EvalError, ValueError, TypeError, ArithmeticError, LookupError, re.error)
+_FUNCTION_FAILURES = (EvalError, ValueError, TypeError, ArithmeticError, LookupError, OSError, re.error)
 
 
 CallHook = Callable[[Call], Fn | None]

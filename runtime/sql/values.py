@@ -89,8 +89,8 @@ class EvalContext:
 class KeyedState(Protocol):
     """The engine's keyed state store as ``get_keyed_state()`` sees it (``runtime.keyedstate``)."""
 
-    def get(self, key: str) -> Any:
-        """The value stored under ``key``; raises KeyError when there is none."""
+    def get(self, key: str, now_ms: int | None = None) -> Any:
+        """The value stored under ``key`` as of ``now_ms`` (the rule clock); raises KeyError when there is none."""
         ...
 
 

@@ -87,6 +87,19 @@ def test_the_timer_releases_the_earliest_end() -> None:
     assert wait is None
 
 
+def test_equal_ends_leave_in_arrival_order_across_many_held_rows() -> None:
+    trigger = DedupTrigger(SPEC)
+    ends = [(i * 7919) % 500 + 1000 for i in range(2000)]  # scrambled, with repeats
+    for i, end in enumerate(ends):
+        assert trigger.add(_event(end - 10, end, 0, str(i)))[0] == []
+    assert trigger.held == 2000
+    order: list[tuple[int, int]] = []
+    while trigger.held:
+        released, _ = trigger.fire()
+        order.extend((e.data["finish"], int(e.data["ruleId"])) for e in released)
+    assert order == sorted((end, i) for i, end in enumerate(ends))  # by end, then arrival
+
+
 @pytest.mark.parametrize(
     ("event", "message"),
     [
@@ -94,6 +107,9 @@ def test_the_timer_releases_the_earliest_end() -> None:
         (_event("x", 2, 1, "r"), "dedup_trigger start time x is not int64"),
         (_event(5, 2, 1, "r"), "dedup_trigger start time 5 is greater than end time 2"),
         (_event(1, 2, None, "r"), "dedup_trigger now time <nil> is not int64"),
+        (_event(float("-inf"), 2, 1, "r"), "dedup_trigger start time -Inf is not int64"),
+        (_event(1, float("inf"), 1, "r"), r"dedup_trigger end time \+Inf is not int64"),
+        (_event(1, 2, float("nan"), "r"), "dedup_trigger now time NaN is not int64"),
     ],
 )
 def test_bad_rows_are_errors(event: Event, message: str) -> None:

@@ -92,9 +92,12 @@ def test_get_keyed_state_casts_the_stored_value_or_returns_the_default() -> None
     ctx = EvalContext(keyed_state=store)
     sql = (
         'SELECT get_keyed_state("count", "bigint", 0) + 1 AS n, get_keyed_state("ratio", "float", 0.0) AS r, '
-        'get_keyed_state("missing", "string", "dflt") AS d, get_keyed_state(k, "string", "x") AS nul FROM s'
+        'get_keyed_state("missing", "string", "dflt") AS d, get_keyed_state("missing", "string", k) AS nd '
+        "FROM s"
     )
-    assert project(sql, {}, ctx) == {"n": 42, "r": 2.0, "d": "dflt"}  # a null argument: null
+    assert project(sql, {}, ctx) == {"n": 42, "r": 2.0, "d": "dflt"}  # a null default is returned
+    with pytest.raises(EvalError, match="key <nil> is not a string"):  # no null passthrough, as eKuiper
+        project('SELECT get_keyed_state(k, "string", "x") FROM s', {}, ctx)
     assert project('SELECT get_keyed_state("count", "bigint", 7) AS n FROM s', {}) == {"n": 7}  # no store
     with pytest.raises(EvalError, match="key 3 is not a string"):
         project('SELECT get_keyed_state(k, "bigint", 0) FROM s', {"k": 3}, ctx)
@@ -110,8 +113,10 @@ def test_delay_returns_its_value_and_books_the_wait() -> None:
         "b": "x",
     }
     assert ctx.delay_ms == 300  # the operator sleeps this long before it sends the row
-    assert project("SELECT delay(d, a) AS a FROM s", {"a": 1}, ctx) == {}  # null ms: null, no wait
-    assert ctx.delay_ms == 300
+    with pytest.raises(EvalError, match=r"cannot convert <nil>\(<nil>\) to int"):  # no null passthrough
+        project("SELECT delay(d, a) AS a FROM s", {"a": 1}, ctx)
+    assert project("SELECT delay(20, d) AS a FROM s", {}, ctx) == {}  # a null value still waits
+    assert ctx.delay_ms == 320
     with pytest.raises(EvalError, match=r"cannot convert string\(bar\) to int"):
         project("SELECT delay(d, a) FROM s", {"d": "bar", "a": 1})
     assert calls_delay(parse_select("SELECT a FROM s WHERE delay(1, a) > 0"))

@@ -14,6 +14,7 @@ from runtime.io.contract import Row
 from runtime.sql.ast import Call, Expr, FieldRef, Literal, NestedRef, Wildcard
 from runtime.sql.functions.base import Check, FunctionDef
 from runtime.sql.values import EvalContext, EvalError, Fn, go_str
+from runtime.sql.wildcard import wildcard_emit
 
 # step(state, args, update) -> result; ``state`` is this call site's (and partition's) dict.
 Step = Callable[[dict[str, Any], list[Any], bool], Any]
@@ -120,16 +121,15 @@ def _compile_changed_cols(call: Call, compile_sub: Callable[[Expr], Fn]) -> Fn:
 
 
 def _wildcard_columns(wildcard: Wildcard, compile_sub: Callable[[Expr], Fn]) -> Fn:
-    """``*`` as a ``changed_cols`` argument: the row's columns, less EXCEPT, with REPLACE applied."""
-    excluded = frozenset(wildcard.except_)
-    replaced = [(f.alias or "", compile_sub(f.expr)) for f in wildcard.replace]
-    if not excluded and not replaced:
-        return lambda row, ctx: row
+    """``*`` (or ``demo.*``) as a ``changed_cols`` argument: the columns the projection's wildcard would give,
+    nulls included."""
+    emit = wildcard_emit(
+        wildcard, [(f.alias or "", compile_sub(f.expr)) for f in wildcard.replace], keep_nulls=True
+    )
 
     def columns(row: Row, ctx: EvalContext) -> Row:
-        out = {k: v for k, v in row.items() if k not in excluded}
-        for name, fn in replaced:
-            out[name] = fn(row, ctx)
+        out: Row = {}
+        emit(row, ctx, out)
         return out
 
     return columns

@@ -34,7 +34,12 @@ def to_datetime(value: Any) -> datetime.datetime:
     if isinstance(value, datetime.datetime):
         return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.datetime.fromtimestamp(value / 1000, tz=datetime.UTC)
+        try:
+            return datetime.datetime.fromtimestamp(value / 1000, tz=datetime.UTC)
+        except (OverflowError, OSError, ValueError):
+            # Go's time.UnixMilli never fails; Python's datetime only spans years 1..9999 (and
+            # the platform's localtime range), so out-of-range epochs are a conversion error.
+            raise EvalError(f"cannot convert {go_str(value)} to datetime: out of range") from None
     if isinstance(value, str):
         try:
             parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -156,12 +161,15 @@ def _compress(a: Sequence[Any], ctx: EvalContext) -> bytes:
 
 def _decompress(a: Sequence[Any], ctx: EvalContext) -> bytes:
     data, method = a[0] if isinstance(a[0], bytes) else text(a[0]).encode(), text(a[1]).lower()
-    if method == "zlib":
-        return zlib.decompress(data)
-    if method == "gzip":
-        return gzip.decompress(data)
-    if method == "flate":
-        return zlib.decompress(data, wbits=-15)
+    try:
+        if method == "zlib":
+            return zlib.decompress(data)
+        if method == "gzip":
+            return gzip.decompress(data)
+        if method == "flate":
+            return zlib.decompress(data, wbits=-15)
+    except (zlib.error, EOFError, gzip.BadGzipFile) as exc:  # not compressed data, or truncated
+        raise EvalError(f"{method} decompress error: {exc}") from None
     raise EvalError(f"unsupported decompress method {method}")
 
 

@@ -102,7 +102,7 @@ def _get_keyed_state(a: Sequence[Any], ctx: EvalContext) -> Any:
     if store is None:
         return default
     try:
-        value = store.get(key)
+        value = store.get(key, ctx.now_ms())
     except (KeyError, EngineError):
         return default  # as eKuiper: any failure to read the key yields the default
     return cast_value(value, str(target))
@@ -192,8 +192,8 @@ def rule_state_defs() -> Iterable[FunctionDef]:
         lambda a, ctx: ctx.window_trigger if ctx.window_trigger is not None else ctx.window_end,
     )
     yield with_check(scalar("props", 1, 1, _props, nulls=False), _check_props)
-    yield with_check(scalar("get_keyed_state", 3, 3, _get_keyed_state), _check_keyed_state)
-    yield with_check(scalar("delay", 2, 2, _delay), _check_delay)
+    yield with_check(scalar("get_keyed_state", 3, 3, _get_keyed_state, nulls=False), _check_keyed_state)
+    yield with_check(scalar("delay", 2, 2, _delay, nulls=False), _check_delay)
     yield FunctionDef("extract", kind="srf", min_args=1, max_args=1, compile=_compile_extract)
     yield FunctionDef(
         "dedup_trigger",
