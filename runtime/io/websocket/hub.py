@@ -36,6 +36,8 @@ GRACEFUL_TIMEOUT = 0.2  # what hypercorn waits for leftover connection tasks onc
 CLOSE_TIMEOUT = 1.0  # bound on sending one close frame during cleanup
 STOP_TIMEOUT = 5.0  # bound on waiting for hypercorn to exit; then its task is cancelled outright
 OUTBOUND_QUEUE = 256  # sink messages a client may lag behind before it is closed with 1008
+READ_BATCH = 64  # frames already queued on a connection that are delivered to the rules as one batch
+APP_QUEUE = 64  # hypercorn's per-connection queue of received frames (its default, 10, caps the batches)
 
 
 def hub_of(services: Any) -> WsHub:
@@ -52,6 +54,7 @@ class _Subscriber:
     pending: set[trio.CancelScope] = attrs.Factory(
         set
     )  # sends blocked on this rule, cancelled on unsubscribe
+    active: bool = True  # False once unsubscribed (an O(1) check, where many rules share a stream)
 
 
 @final
@@ -221,6 +224,7 @@ class WsHub:
                 yield
             finally:
                 group.subscribers.remove(sub)
+                sub.active = False
                 for scope in sub.pending:
                     scope.cancel()
                 if not group.subscribers:
@@ -303,6 +307,7 @@ class WsHub:
         # client-initiated close by up to one ping interval and would hold every stop for graceful_timeout.
         config.graceful_timeout = GRACEFUL_TIMEOUT
         config.websocket_max_message_size = max(HYPERCORN_MAX_MESSAGE, conf.max_message_size)
+        config.max_app_queue_size = APP_QUEUE
         config.websocket_ping_interval = conf.ping_interval if conf.ping_interval > 0 else None
         tls = source.http_server_tls
         if tls is not None:
@@ -434,45 +439,93 @@ class WsHub:
             self._logger.debug("websocket %s: send failed", conn.id, exc_info=True)
 
     async def _read(self, endpoint: _Endpoint, conn: _Connection, receive: Receive) -> tuple[bool, str]:
-        """Read frames until the client leaves (True, reason) or the connection is closed by us (False, …)."""
+        """Read frames until the client leaves (True, reason) or the connection is closed by us (False, …).
+
+        Frames that are already queued when one arrives are taken with it (up to ``READ_BATCH``) and delivered as
+        one batch: the rule's channel is crossed once per batch, not once per frame.
+        """
         limit = endpoint.conf.max_message_size
+        drain = _nowait(receive)
+        payloads: list[bytes | str] = []
         while True:
             message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return True, f"client disconnected ({message.get('code', 1005)})"
-            payload: bytes | str | None = message.get("bytes")
-            if payload is None:
-                payload = message.get("text") or ""
-            if limit and _too_big(payload, limit):
-                conn.close_code = MESSAGE_TOO_BIG
-                return False, "message too big"
-            await self._deliver(endpoint, conn, payload)
+            while True:
+                if message["type"] == "websocket.disconnect":
+                    if payloads:
+                        await self._deliver(endpoint, conn, payloads)
+                    return True, f"client disconnected ({message.get('code', 1005)})"
+                payload: bytes | str | None = message.get("bytes")
+                if payload is None:
+                    payload = message.get("text") or ""
+                if limit and _too_big(payload, limit):
+                    if payloads:
+                        await self._deliver(endpoint, conn, payloads)
+                    conn.close_code = MESSAGE_TOO_BIG
+                    return False, "message too big"
+                payloads.append(payload)
+                if drain is None or len(payloads) >= READ_BATCH:
+                    break
+                try:
+                    message = drain()
+                except trio.WouldBlock:
+                    break
+            await self._deliver(endpoint, conn, payloads)
+            payloads = []
 
-    async def _deliver(self, endpoint: _Endpoint, conn: _Connection, payload: bytes | str) -> None:
+    async def _deliver(self, endpoint: _Endpoint, conn: _Connection, payloads: list[bytes | str]) -> None:
         for group in list(endpoint.streams.values()):
             subscribers = tuple(group.subscribers)
             if not subscribers:
                 continue
-            batch: Batch
-            try:
-                rows = group.decoder(payload)
-            except (DecodeError, UnicodeDecodeError) as exc:
-                batch = [ErrorItem(f"websocket {endpoint.path}: {exc}")]
-            else:
-                ts = subscribers[0].ctx.clock.now_ms()
-                batch = [Event(row, ts, conn.meta) for row in rows]
-            for sub in subscribers:
-                if sub not in group.subscribers:
+            batch: Batch = []
+            ts = subscribers[0].ctx.clock.now_ms()
+            meta = conn.meta
+            decoder = group.decoder
+            for payload in payloads:
+                try:
+                    rows = decoder(payload)
+                except (DecodeError, UnicodeDecodeError) as exc:
+                    batch.append(ErrorItem(f"websocket {endpoint.path}: {exc}"))
+                else:
+                    batch.extend([Event(row, ts, meta) for row in rows])
+            last = len(subscribers) - 1
+            for index, sub in enumerate(subscribers):
+                if not sub.active:
                     continue  # unsubscribed while an earlier rule's send blocked
+                # Each rule gets its own list (the last one the original): operators may keep what they get.
+                items = batch if index == last else list(batch)
+                outbox = sub.outbox
+                if isinstance(outbox, trio.MemorySendChannel):
+                    try:
+                        outbox.send_nowait(items)  # the common case: room in the rule's buffer
+                        continue
+                    except trio.WouldBlock:
+                        pass
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        continue  # the rule is stopping
                 # The per-send scope lets an unsubscribing rule free a reader blocked on its full buffer.
                 with trio.CancelScope() as cs:
                     sub.pending.add(cs)
                     try:
-                        await sub.outbox.send(list(batch))
+                        await outbox.send(items)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         pass  # the rule is stopping
                     finally:
                         sub.pending.discard(cs)
+
+
+def _nowait(receive: Receive) -> Callable[[], Message] | None:
+    """The non-blocking twin of hypercorn's ASGI ``receive``, where there is one.
+
+    hypercorn's trio worker hands the app ``MemoryReceiveChannel.receive`` (bound method) of the connection's app
+    queue; its ``receive_nowait`` lets the reader take every frame already queued. Anything else: None (one
+    frame per delivery, as before).
+    """
+    channel = getattr(receive, "__self__", None)
+    if isinstance(channel, trio.MemoryReceiveChannel):
+        nowait: Callable[[], Message] = channel.receive_nowait
+        return nowait
+    return None
 
 
 def _probe_bind(host: str, port: int) -> None:

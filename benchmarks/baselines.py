@@ -1,0 +1,97 @@
+"""Baseline servers and clients, each run as a separate process: ``python -m benchmarks.baselines MODE``.
+
+Modes:
+  hypercorn-sink  the ceiling of Oort's own server stack: a bare hypercorn (trio worker) ASGI app that receives
+                  websocket frames and ``json.loads`` each one. ``GET /`` answers ``{"count", "t_done"}``,
+                  ``t_done`` being the wall time the --count-th message was decoded.
+  tws-client      the ceiling of Oort's client stack: trio-websocket dials --url, receives --count messages and
+                  ``json.loads`` each one, then prints ``{"event": "done", "t": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import trio
+
+
+async def hypercorn_sink(args: argparse.Namespace) -> None:
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    state: dict[str, Any] = {"count": 0, "t_done": 0.0}
+    target = args.count
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] == "http":
+            body = json.dumps(state).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        loads = json.loads
+        while True:
+            msg = await receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            payload = msg.get("bytes") or msg.get("text")
+            loads(payload)
+            state["count"] += 1
+            if state["count"] % target == 0:
+                state["t_done"] = time.time()
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{args.port}"]
+    config.accesslog = None
+    config.websocket_ping_interval = None
+    config.loglevel = "WARNING"
+    await serve(app, config, mode="asgi")
+
+
+async def tws_client(args: argparse.Namespace) -> None:
+    from trio_websocket import open_websocket_url
+
+    loads = json.loads
+    async with open_websocket_url(args.url, message_queue_size=1024) as ws:
+        for _ in range(args.count):
+            loads(await ws.get_message())
+        print(json.dumps({"event": "done", "t": time.time()}), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.baselines")
+    parser.add_argument("mode", choices=["hypercorn-sink", "tws-client"])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--url", default="")
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    fn = hypercorn_sink if args.mode == "hypercorn-sink" else tws_client
+
+    async def run() -> None:
+        with trio.fail_after(args.timeout):
+            await fn(args)
+
+    trio.run(run)
+
+
+if __name__ == "__main__":
+    main()
