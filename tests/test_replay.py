@@ -161,10 +161,7 @@ def _metric_cases() -> list[Any]:
             continue
         if not any(k.startswith("op_") and "records" in k for k in case.get("expected_metrics", {})):
             continue
-        marks = []
-        if case["options"].get("planOptimizeStrategy", {}).get("enableIncrementalWindow"):
-            marks = [pytest.mark.xfail(strict=True, reason="incremental-window plans have other node names")]
-        out.append(pytest.param(case["name"], id=case["name"], marks=marks))
+        out.append(pytest.param(case["name"], id=case["name"]))
     return out
 
 
