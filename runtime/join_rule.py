@@ -19,8 +19,9 @@ import trio
 
 from runtime.io.contract import Batch, ErrorItem, Event, IoContext, JoinedRow, Outbox, Row, Source
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, expand_unnest, rule_context, run_batches
+from runtime.oploop import Emission, expand_unnest, release_in_time, rule_context, run_batches
 from runtime.ops.join import TableSet, emitter, make_table, source_row
+from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_input_source
 from runtime.sql.expr import EvalError
 from runtime.sql.functions.rulestate import calls_delay
@@ -198,6 +199,13 @@ class JoinOperator:
         # delay() blocks the rule per event (eKuiper sleeps inside the call): such rules go one event at a time.
         self._per_event = calls_delay(plan.select)
         seq = 2
+        # Event time: stream events reach the join in timestamp order once the watermark passes them (§C.5).
+        streams = [source for source in plan.inputs if not source.is_table]
+        options = plan.rule.options
+        self._ts_field = streams[0].definition.options.timestamp if options.is_event_time else ""
+        self._watermark = Watermark(options.late_tolerance) if self._ts_field else None
+        self._m_watermark = metrics.add(OpMetrics(f"op_{seq}_watermark")) if self._watermark else None
+        seq += 1 if self._watermark else 0
         self._m_join = metrics.add(OpMetrics(f"op_{seq}_join"))
         self._m_filter = None
         if plan.has_where:
@@ -222,7 +230,7 @@ class JoinOperator:
             ctx=self._ctx,
             per_event=self._per_event,
             clock=self._clock,
-            nodes=(self._m_join, self._m_filter, self._m_project, self._m_srf),
+            nodes=(self._m_watermark, self._m_join, self._m_filter, self._m_project, self._m_srf),
             task_status=task_status,
         )
 
@@ -231,6 +239,9 @@ class JoinOperator:
         ctx, m_join, m_project, srf_key = self._ctx, self._m_join, self._m_project, self._srf_key
         out: list[Emission] = []
         tables = self._tables.parts()
+        if self._watermark is not None:
+            assert self._m_watermark is not None
+            batch = release_in_time(batch, self._watermark, self._ts_field, self._m_watermark, self._clock)
         for event in batch:
             if isinstance(event, ErrorItem):
                 if self._send_error:

@@ -18,6 +18,7 @@ from runtime.io.contract import Batch, ErrorItem, Event, Row
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics
 from runtime.ops.project import unnest_rows
+from runtime.ops.window import Watermark
 from runtime.sql.values import EvalContext, EvalError
 
 Emission = list[Row] | ErrorItem
@@ -39,6 +40,38 @@ def with_event_time(event: Event, field: str, node: OpMetrics, clock: Clock) -> 
         node.error(f"cannot read event time from field {field}", clock.now_ms())
         return None
     return Event(event.data, ts, event.meta)
+
+
+def release_in_time(
+    batch: Batch,
+    watermark: Watermark,
+    field: str,
+    node: OpMetrics,
+    clock: Clock,
+    counted: OpMetrics | None = None,
+) -> Batch:
+    """Event time (§C.5): push ``batch``'s events through ``watermark`` and return those it releases, in
+    timestamp order and stamped with their ``field``; late events are dropped. Error items pass straight on.
+
+    ``node`` (the watermark node) counts events in and released; ``counted`` (the source node, when the operator
+    counts for it) counts every event that reached the watermark.
+    """
+    released: Batch = []
+    for item in batch:
+        if isinstance(item, ErrorItem):
+            released.append(item)
+            continue
+        if counted is not None:
+            counted.records_in += 1
+            counted.records_out += 1
+        node.records_in += 1
+        event = with_event_time(item, field, node, clock)
+        if event is None:
+            continue
+        events = watermark.push(event)
+        node.records_out += len(events)
+        released.extend(events)
+    return released
 
 
 def expand_unnest(rows: list[Row], key: str, node: OpMetrics, clock: Clock) -> list[Row]:

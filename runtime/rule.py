@@ -26,7 +26,7 @@ from runtime.io.services import Services
 from runtime.io.sinkprops import SinkProps
 from runtime.join_rule import JoinOperator, make_tables, run_join_sources
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, expand_unnest, rule_context, run_batches, with_event_time
+from runtime.oploop import Emission, expand_unnest, release_in_time, rule_context, run_batches
 from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_sink, build_source
 from runtime.sql.expr import EvalError
@@ -346,21 +346,9 @@ class _Operator:
         """The events the watermark releases, stamped with their TIMESTAMP field; late ones are dropped."""
         watermark, m_watermark = self._watermark, self._m_watermark
         assert watermark is not None and m_watermark is not None
-        released: Batch = []
-        for item in batch:
-            if isinstance(item, ErrorItem):
-                released.append(item)
-                continue
-            self._m_source.records_in += 1
-            self._m_source.records_out += 1
-            m_watermark.records_in += 1
-            event = with_event_time(item, self._ts_field, m_watermark, self._clock)
-            if event is None:
-                continue
-            events = watermark.push(event)
-            m_watermark.records_out += len(events)
-            released.extend(events)
-        return released
+        return release_in_time(
+            batch, watermark, self._ts_field, m_watermark, self._clock, counted=self._m_source
+        )
 
     def _unnest(self, row: Row, key: str) -> list[Emission]:
         """``unnest()``: one emission per array element, or the error (§C.4)."""

@@ -17,6 +17,8 @@ from runtime.errors import EngineError
 from runtime.io.memory import Published
 from runtime.io.registry import Registry
 from runtime.io.websocket.hub import hub_of
+from runtime.metrics import RuleMetrics
+from runtime.replay import replay
 from tests.io.websocket.test_hub import connect
 
 STREAM = 'CREATE STREAM s (id BIGINT, v FLOAT) WITH (TYPE="memory", DATASOURCE="in")'
@@ -246,3 +248,45 @@ async def test_a_polled_file_table_survives_a_bad_or_missing_file(
             path.write_bytes(orjson.dumps([{"id": 1, "name": "uno"}]))
             await poll_until("source_t_0_connection_status", 1)
             assert await lookup(out) == [{"name": "uno"}]
+
+
+async def test_event_time_stream_table_join_orders_by_watermark(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ddl = (
+        'CREATE STREAM s (id BIGINT, ts BIGINT) WITH (TYPE="memory", DATASOURCE="s", TIMESTAMP="ts");\n'
+        'CREATE TABLE names (id BIGINT, name STRING) WITH (TYPE="file", DATASOURCE="names.json");'
+    )
+    t0 = 1_700_000_000_000
+    events: list[dict[str, Any]] = [
+        {"stream": "names", "data": {"id": 1, "name": "one"}},
+        {"stream": "names", "data": {"id": 2, "name": "two"}},
+    ]
+    arrivals = [
+        (2000, 2),
+        (1000, 1),
+        (3000, 1),
+        (500, 2),
+        (6000, 2),
+    ]  # (event time offset, id) in arrival order
+    events += [
+        {"stream": "s", "ts": t0 + i * 100, "data": {"id": id_, "ts": t0 + offset}}
+        for i, (offset, id_) in enumerate(arrivals)
+    ]
+    rule = {
+        "sql": "SELECT s.ts, names.name FROM s INNER JOIN names ON s.id = names.id",
+        "options": {"isEventTime": True, "lateTolerance": 1000},
+    }
+    metrics = RuleMetrics()
+    with trio.fail_after(60):
+        out = await replay(ddl, rule, events, metrics=metrics)
+    # Released in event-time order as the watermark (max seen - 1 s) passes them; 500 is late and dropped;
+    # 6000 is still held when the recording ends.
+    assert out == [
+        [{"ts": t0 + 1000, "name": "one"}],
+        [{"ts": t0 + 2000, "name": "two"}],
+        [{"ts": t0 + 3000, "name": "one"}],
+    ]
+    snapshot = metrics.snapshot()
+    assert snapshot["op_2_watermark_0_records_in_total"] == 5
+    assert snapshot["op_2_watermark_0_records_out_total"] == 3
