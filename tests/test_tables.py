@@ -290,3 +290,20 @@ async def test_event_time_stream_table_join_orders_by_watermark(
     snapshot = metrics.snapshot()
     assert snapshot["op_2_watermark_0_records_in_total"] == 5
     assert snapshot["op_2_watermark_0_records_out_total"] == 3
+
+
+async def test_a_stream_joined_with_itself_under_two_aliases(autojump_clock: trio.testing.MockClock) -> None:
+    ddl = 'CREATE STREAM s (id BIGINT, v BIGINT) WITH (TYPE="memory", DATASOURCE="s");'
+    t0 = 1_700_000_000_000
+    events: list[dict[str, Any]] = [
+        {"stream": "s", "ts": t0 + i * 100, "data": {"id": i % 2, "v": i}} for i in range(4)
+    ]
+    events.append({"stream": "s", "ts": t0 + 2500, "data": {"id": 9, "v": 9}})  # closes the first window
+    sql = (
+        "SELECT a.v AS av, b.v AS bv FROM s AS a INNER JOIN s AS b ON a.id = b.id "
+        "GROUP BY TUMBLINGWINDOW(ss, 1) ORDER BY av, bv"
+    )
+    with trio.fail_after(60):
+        out = await replay(ddl, {"sql": sql}, events)
+    pairs = [(0, 0), (0, 2), (1, 1), (1, 3), (2, 0), (2, 2), (3, 1), (3, 3)]
+    assert out[0] == [{"av": a, "bv": b} for a, b in pairs]
