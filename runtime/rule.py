@@ -26,7 +26,14 @@ from runtime.io.services import Services
 from runtime.io.sinkprops import SinkProps
 from runtime.join_rule import JoinOperator, make_tables, run_join_sources
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, expand_unnest, release_in_time, rule_context, run_batches
+from runtime.oploop import (
+    Emission,
+    expand_unnest,
+    release_in_time,
+    rule_context,
+    run_batches,
+    take_queued,
+)
 from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_sink, build_source
 from runtime.sql.expr import EvalError
@@ -218,14 +225,17 @@ async def _run_sink(
     try:
         await sink.open()
         task_status.started()
+        # Default properties turn an emission into one message of its rows: skip the general path then.
+        plain = props.is_plain
         async with recv:
-            async for emissions in recv:
+            async for first in recv:
                 started = trio.current_time()
+                emissions, _ = take_queued(recv, first)
                 for emission in emissions:
                     rows = [emission.as_row()] if isinstance(emission, ErrorItem) else emission
                     metrics.records_in += 1
                     try:
-                        for message in props.messages(rows):
+                        for message in (rows,) if plain else props.messages(rows):
                             try:
                                 await sink.write(message)
                             except EncodeError as exc:  # this message only: count it, drop it, go on

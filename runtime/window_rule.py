@@ -24,7 +24,16 @@ from runtime.clock import Clock
 from runtime.io.contract import Batch, ErrorItem, Event, Row
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, own_channels, rule_context, sleep_delay, touch, with_event_time
+from runtime.oploop import (
+    Emission,
+    own_channels,
+    rule_context,
+    send_all,
+    sleep_delay,
+    take_queued,
+    touch,
+    with_event_time,
+)
 from runtime.ops.join import TableSet, emitter
 from runtime.ops.window import Pane, StateConditions, Watermark, Window, make_window
 from runtime.plan.planner import RulePlan
@@ -165,6 +174,9 @@ class WindowOperator:
                     except trio.EndOfChannel:
                         return  # the run ends with its data: later timers are not waited for
                 started = trio.current_time()
+                taken = 1
+                if batch is not None:
+                    batch, taken = take_queued(recv, batch)
                 out: list[Emission] = []
                 if batch is None:
                     assert due is not None and window is not None
@@ -208,9 +220,8 @@ class WindowOperator:
                 if self._ctx.delay_ms:
                     await sleep_delay(self._ctx)
                 if out:
-                    for send in sends:
-                        await send.send(out)
-                self._touch(started)
+                    await send_all(sends, out)
+                self._touch(started, taken)
 
     def _with_event_time(self, event: Event) -> Event | None:
         """The event stamped with its source's TIMESTAMP field; None (counted as an error) when not an int."""
@@ -299,8 +310,8 @@ class WindowOperator:
         partition = _PartitionKey(plan.partition, self._ctx) if plan.partition else None
         return StateConditions(conditions[0], conditions[1] if len(conditions) > 1 else None, partition)
 
-    def _touch(self, started: float) -> None:
-        touch((self._m_source, *self._nodes), self._clock, started)
+    def _touch(self, started: float, batches: int = 1) -> None:
+        touch((self._m_source, *self._nodes), self._clock, started, batches)
 
 
 @final

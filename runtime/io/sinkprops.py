@@ -115,6 +115,17 @@ class SinkProps:
             },
         )
 
+    @property
+    def is_plain(self) -> bool:
+        """True when ``messages`` of an emission is always ``[emission]`` (no property reshapes it)."""
+        return not (
+            self.data_field
+            or self.fields is not None
+            or self.exclude_fields is not None
+            or self.send_single
+            or self.omit_if_empty
+        )
+
     def messages(self, emission: list[Row]) -> list[Message]:
         """The sink messages for one emission, in order: dataField, fields/excludeFields, omitIfEmpty, sendSingle.
 

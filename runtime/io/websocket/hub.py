@@ -18,7 +18,11 @@ from urllib.parse import parse_qs
 import attrs
 import trio
 from hypercorn.config import Config
+from hypercorn.protocol.events import Data
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from hypercorn.trio import serve
+from wsproto.events import BytesMessage, TextMessage
+from wsproto.utilities import LocalProtocolError
 
 from runtime.errors import ServerStartError
 from runtime.formats.decode import DecodeError, Decoder
@@ -37,6 +41,9 @@ CLOSE_TIMEOUT = 1.0  # bound on sending one close frame during cleanup
 STOP_TIMEOUT = 5.0  # bound on waiting for hypercorn to exit; then its task is cancelled outright
 OUTBOUND_QUEUE = 256  # sink messages a client may lag behind before it is closed with 1008
 READ_BATCH = 64  # frames already queued on a connection that are delivered to the rules as one batch
+WRITE_BATCH = 256  # sink frames already queued for a client that go out in one socket write
+GATHER_PASSES = 3  # scheduler passes without a new frame after which the reader delivers what it has
+GATHER_FAN_OUT = 16  # rules on a path from which one delivery costs enough wake-ups to be worth gathering for
 APP_QUEUE = 64  # hypercorn's per-connection queue of received frames (its default, 10, caps the batches)
 
 
@@ -94,6 +101,11 @@ class _Endpoint:
     sinks: int = 0
     contexts: list[IoContext] = attrs.Factory(list)  # every registrant, for connection metrics
     connections: set[_Connection] = attrs.Factory(set)
+
+    @property
+    def fan_out(self) -> int:
+        """Rules reading this path (every stream group's subscribers)."""
+        return sum(len(group.subscribers) for group in self.streams.values())
 
     @property
     def users(self) -> int:
@@ -430,10 +442,21 @@ class WsHub:
                         pass
 
     async def _write(self, conn: _Connection, send: Send) -> None:
+        """Send the sink's frames to the client: the frames queued now and within a few passes
+        (``_gather_frames``) go out with one socket write where hypercorn's stream allows it (``_frame_writer``),
+        else one ASGI ``send`` per frame."""
+        write_many = _frame_writer(send)
+        out = conn.out_recv
         try:
-            async for is_text, frame in conn.out_recv:
-                await send({"type": "websocket.send", "text" if is_text else "bytes": frame})
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            async for first in out:
+                frames = [first]
+                if write_many is not None:
+                    await _gather_frames(out, frames)
+                    if await write_many(frames):
+                        continue
+                for is_text, frame in frames:
+                    await send({"type": "websocket.send", "text" if is_text else "bytes": frame})
+        except (trio.ClosedResourceError, trio.BrokenResourceError, trio.EndOfChannel):
             pass  # closed by the handler's cleanup
         except Exception:  # noqa: BLE001 - the peer went away mid-send: the reader sees the disconnect
             self._logger.debug("websocket %s: send failed", conn.id, exc_info=True)
@@ -442,14 +465,20 @@ class WsHub:
         """Read frames until the client leaves (True, reason) or the connection is closed by us (False, …).
 
         Frames that are already queued when one arrives are taken with it (up to ``READ_BATCH``) and delivered as
-        one batch: the rule's channel is crossed once per batch, not once per frame.
+        one batch: the rule's channel is crossed once per batch, not once per frame. hypercorn hands over one
+        frame per scheduler pass (its queue ``send`` yields), so every delivery would wake every rule on the path
+        once per pass. Where that is many rules (``GATHER_FAN_OUT``), the reader also waits while frames keep
+        coming, up to ``GATHER_PASSES`` passes without a new one, before delivering: a busy engine then delivers
+        fewer, larger batches, and an idle one delivers a lone frame after a few empty passes (microseconds).
+        Paths with few rules keep "what is already queued" batches, so a rule's bounded buffer (counted in
+        batches) stays as small in rows as before.
         """
         limit = endpoint.conf.max_message_size
         drain = _nowait(receive)
         payloads: list[bytes | str] = []
         while True:
-            message = await receive()
-            while True:
+            message: Message | None = await receive()
+            while message is not None:
                 if message["type"] == "websocket.disconnect":
                     if payloads:
                         await self._deliver(endpoint, conn, payloads)
@@ -465,10 +494,13 @@ class WsHub:
                 payloads.append(payload)
                 if drain is None or len(payloads) >= READ_BATCH:
                     break
-                try:
-                    message = drain()
-                except trio.WouldBlock:
-                    break
+                if endpoint.fan_out < GATHER_FAN_OUT:
+                    try:
+                        message = drain()
+                    except trio.WouldBlock:
+                        break
+                else:
+                    message = await _gather(drain)
             await self._deliver(endpoint, conn, payloads)
             payloads = []
 
@@ -512,6 +544,72 @@ class WsHub:
                         pass  # the rule is stopping
                     finally:
                         sub.pending.discard(cs)
+
+
+async def _gather_frames(out: trio.MemoryReceiveChannel[tuple[bool, bytes | str]], frames: list[Any]) -> None:
+    """Add to ``frames`` the sink frames queued now and within ``GATHER_PASSES`` passes (up to ``WRITE_BATCH``).
+
+    A socket write costs tens of microseconds; a rule emitting a burst of rows queues them over several passes,
+    so waiting those few passes lets one write carry the burst. An idle client waits a few passes (microseconds).
+    """
+    quiet = 0
+    while len(frames) < WRITE_BATCH:
+        try:
+            frames.append(out.receive_nowait())
+            quiet = 0
+        except trio.WouldBlock:
+            if quiet >= GATHER_PASSES:
+                return
+            quiet += 1
+            await trio.lowlevel.checkpoint()
+
+
+async def _gather(drain: Callable[[], Message]) -> Message | None:
+    """The next frame hypercorn queues within ``GATHER_PASSES`` scheduler passes, or None when none comes."""
+    for _ in range(GATHER_PASSES):
+        try:
+            return drain()
+        except trio.WouldBlock:
+            await trio.lowlevel.checkpoint()
+    try:
+        return drain()
+    except trio.WouldBlock:
+        return None
+
+
+def _frame_writer(send: Send) -> Callable[[list[tuple[bool, bytes | str]]], Awaitable[bool]] | None:
+    """A writer of several frames with one socket write, for hypercorn's websocket stream; None elsewhere.
+
+    hypercorn hands the app ``WSStream.app_send`` (bound method); one ASGI ``send`` per frame costs a lock and a
+    socket write, each a scheduler pass, so a client receiving thousands of frames a second falls behind. The
+    writer encodes the frames with the stream's own wsproto connection and passes the bytes on as one ``Data``
+    event, which is what ``app_send`` does for one frame. It returns False (nothing sent: use ``send``) unless
+    the stream is connected, so closing and errors keep hypercorn's own path.
+    """
+    stream = getattr(send, "__self__", None)
+    if not isinstance(stream, WSStream):
+        return None
+    connected = ASGIWebsocketState.CONNECTED
+
+    async def write_many(frames: list[tuple[bool, bytes | str]]) -> bool:
+        connection = getattr(stream, "connection", None)
+        if stream.state != connected or connection is None:
+            return False
+        try:
+            data = b"".join(
+                [
+                    connection.send(
+                        TextMessage(data=frame) if isinstance(frame, str) else BytesMessage(data=frame)
+                    )
+                    for _, frame in frames
+                ]
+            )
+        except LocalProtocolError:
+            return True  # the connection is closing: hypercorn drops sends then too
+        await stream.send(Data(stream_id=stream.stream_id, data=data))
+        return True
+
+    return write_many
 
 
 def _nowait(receive: Receive) -> Callable[[], Message] | None:

@@ -6,7 +6,7 @@ import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from runtime.formats.decode import DecodeError, Decoder
 from runtime.io.contract import Batch, ErrorItem, Event, IoContext, Row
 from runtime.io.services import Services
 from runtime.io.websocket.conf import WsConf
-from runtime.io.websocket.hub import WsHub, hub_of
+from runtime.io.websocket.hub import GATHER_FAN_OUT, WsHub, hub_of
 from tests.tls_certs import Certs
 
 LOCAL = SourceConf(http_server_ip="127.0.0.1", http_server_port=0)
@@ -314,6 +314,30 @@ async def test_a_full_outbox_stops_reading_and_loses_nothing(services: Services)
                 while len(got) < 50:  # frames already queued arrive together, as one batch
                     got.extend(row["i"] for row in rows(await recv.receive()))
                 assert got == list(range(50))
+
+
+async def test_a_path_with_many_rules_delivers_every_frame_to_each_in_order(services: Services) -> None:
+    # From GATHER_FAN_OUT rules on, the reader waits a few passes for more frames before delivering: batches
+    # may hold several frames, but every rule still gets every frame once, in order.
+    with trio.fail_after(10):
+        hub = hub_of(services)
+        async with AsyncExitStack() as stack:
+            recvs = []
+            for index in range(GATHER_FAN_OUT):
+                send, recv = trio.open_memory_channel[Batch](1000)
+                await stack.enter_async_context(send)
+                await stack.enter_async_context(recv)
+                ctx = make_ctx(services, f"r{index}")
+                await stack.enter_async_context(hub.subscribe("/a", "s", json_decoder(), send, ctx, CONF))
+                recvs.append(recv)
+            async with connect(hub.port, "/a") as ws:
+                for i in range(200):
+                    await ws.send_message(f'{{"i": {i}}}')
+                for recv in recvs:
+                    got: list[int] = []
+                    while len(got) < 200:
+                        got.extend(row["i"] for row in rows(await recv.receive()))
+                    assert got == list(range(200))
 
 
 @pytest.mark.parametrize(
