@@ -7,6 +7,7 @@ its dotted camelCase path (STACK.md §d).
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import tomllib
@@ -408,6 +409,10 @@ def _conf_file(etc_dir: Path, kind: ConfKind, type_name: str) -> tuple[Path, str
     return etc_dir / kind / f"{type_name}.toml", label
 
 
+# Parsed conf files by path, with the (inode, size, mtime, ctime) they were parsed at (``load_conf_groups``).
+_CONF_CACHE: dict[str, tuple[tuple[int, int, int, int], dict[str, dict[str, Any]]]] = {}
+
+
 def load_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str) -> dict[str, dict[str, Any]]:
     """All conf groups of one connector type, ``{conf_key: props}``; a missing file has none.
 
@@ -418,6 +423,15 @@ def load_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str) -> dict[str,
     """
     path, label = _conf_file(etc_dir, kind, type_name)
     try:
+        # Planning a rule reads its source's conf file; parsing the TOML again for every rule of a batch
+        # creation was a visible share of it. The parse is reused while the file's identity and timestamps are
+        # unchanged (every Oort write replaces the file, so its inode changes too), and callers get a copy.
+        info = path.stat()
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        key = str(path)  # hashing a str is cheaper than a Path (which normalises its parts every time)
+        cached = _CONF_CACHE.get(key)
+        if cached is not None and cached[0] == stamp:
+            return copy.deepcopy(cached[1])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
@@ -434,6 +448,7 @@ def load_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str) -> dict[str,
     ]
     if problems:
         raise ConfigError("; ".join(problems), problems)
+    _CONF_CACHE[key] = (stamp, copy.deepcopy(raw))
     return raw
 
 

@@ -210,7 +210,7 @@ class Engine:
         if rule.id in self._rules:
             raise RuleError(f"rule {rule.id} already exists", rule.id)
         plan = self._plan(rule)
-        state = RuleState(rule, self._rule_sources(rule))
+        state = RuleState(rule, _plan_sources(plan))
         self._persist(rule)
         self._rules[rule.id] = state
         if rule.triggered:
@@ -249,7 +249,7 @@ class Engine:
         plan = self._plan(rule)  # fails before the old rule is touched
         was_active = old.active
         await self._stop(old)
-        state = RuleState(rule, self._rule_sources(rule))
+        state = RuleState(rule, _plan_sources(plan))
         self._persist(rule)
         self._rules[rule_id] = state
         if rule.triggered or was_active:
@@ -319,8 +319,7 @@ class Engine:
     def validate_rule(self, raw: Mapping[str, Any]) -> list[str]:
         """Check a rule as ``create_rule`` would, without creating it; returns the streams it reads."""
         rule = parse_rule(raw, self.config.rule)
-        self._plan(rule)
-        return list(self._rule_sources(rule))
+        return list(_plan_sources(self._plan(rule)))
 
     def set_tags(self, rule_id: str, tags: list[str]) -> None:
         """Replace a rule's tags; the rule keeps running (tags do not change what it does)."""
@@ -465,6 +464,11 @@ class Engine:
     def __repr__(self) -> str:
         running = sum(1 for state in self._rules.values() if state.active)
         return f"<Engine rules={len(self._rules)} running={running} data={self.data_dir}>"
+
+
+def _plan_sources(plan: RulePlan) -> tuple[str, ...]:
+    """The FROM and JOIN names of a planned rule, from the SELECT the planner already parsed."""
+    return tuple(ref.name for ref in plan.select.sources)
 
 
 def _without_triggered(raw: Mapping[str, Any]) -> dict[str, Any]:

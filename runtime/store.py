@@ -7,8 +7,8 @@ disk mid-write leaves either the old content or the new one, never a truncated f
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, final
 
@@ -35,27 +35,57 @@ def atomic_write(path: Path, data: bytes) -> None:
     Raises:
       OSError: the write failed; ``path`` is untouched and no temporary file is left behind.
     """
+    _replace(path, data)
+    _fsync_directory(path.parent)
+
+
+# Temporary names are unique per process (pid) and per write (counter; ``next`` on ``itertools.count`` is atomic
+# under the GIL, so threads may share it): cheaper than ``tempfile.mkstemp``, which draws random names and was
+# a fifth of the cost of persisting a rule (benchmark P3).
+_TMP_SEQ = itertools.count()
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync it, and rename it over ``path``.
+
+    The data fsync comes before the rename, so a rename that survives a power loss never points at a file
+    whose content was lost; the caller fsyncs the directory to make the rename itself durable.
+
+    fsync policy (measured for benchmark P3, ext4 on this project's VM): creating the file and the data fsync
+    cost 0.3 to 1 ms a file, the directory fsync 0.05 to 0.2 ms, and both stay. Without the data fsync a
+    rename can reach the disk before the data it names (delayed allocation), which after a power loss leaves
+    an empty definition; without the directory fsync an acknowledged definition can vanish. Coalescing the
+    directory fsyncs of concurrent writes needs the writes off the event loop: a worker thread with group
+    commit was tried and measured within the noise (about 8 % more rules/s over 4 alternating pairs), and it
+    let trio's autojump test clock jump while a rule was being written, so it was not kept.
+    """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = _NEW_FILE_MODE
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
+    tmp = directory / f".{path.name}.{os.getpid()}-{next(_TMP_SEQ)}.tmp"
+    try:
+        fd = os.open(tmp, _TMP_FLAGS, 0o600)
+    except FileExistsError:
+        # Left by a dead process that had our pid (pids repeat, e.g. after a container restart): no live
+        # process can be writing it, since this process's counter never repeats a name.
+        tmp.unlink()
+        fd = os.open(tmp, _TMP_FLAGS, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         # BaseException: a KeyboardInterrupt or cancellation mid-write must not leave the temp file either.
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_directory(directory)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -536,3 +536,21 @@ def test_unserializable_props_leave_file_untouched(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^sources/file\.toml: cannot write: "):
         save_conf_group(tmp_path, "sources", "file", "bad", {"value": object()})
     assert (tmp_path / "sources" / "file.toml").read_bytes() == before
+
+
+def test_conf_groups_parse_is_reused_until_the_file_changes(tmp_path: Path) -> None:
+    # The parsed file is cached for rule planning; callers still get their own copy, and any change of the
+    # file (rewritten by Oort, or edited in place by hand) is seen on the next read.
+    path = tmp_path / "sources" / "mqtt.toml"
+    path.parent.mkdir()
+    path.write_text('[default]\nqos = 1\n[k1]\nserver = "tcp://a:1883"\n')
+    first = load_conf_groups(tmp_path, "sources", "mqtt")
+    first["default"]["qos"] = 99
+    assert load_conf_groups(tmp_path, "sources", "mqtt")["default"] == {"qos": 1}
+    assert conf_group(tmp_path, "sources", "mqtt", "k1") == {"qos": 1, "server": "tcp://a:1883"}
+    save_conf_group(tmp_path, "sources", "mqtt", "k2", {"qos": 2})
+    assert load_conf_groups(tmp_path, "sources", "mqtt")["k2"] == {"qos": 2}
+    path.write_text("[default]\nqos = 0\n")  # in place, same inode
+    assert load_conf_groups(tmp_path, "sources", "mqtt") == {"default": {"qos": 0}}
+    path.unlink()
+    assert load_conf_groups(tmp_path, "sources", "mqtt") == {}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
 from runtime.engine import Engine
-from runtime.errors import SinkError
+from runtime.errors import SinkError, StreamError
 from runtime.io.contract import Row, Sink, SinkSpec
 from runtime.io.registry import Registry
 from tests.conftest import all_task_names
@@ -105,3 +106,13 @@ async def test_stop_and_start_again(engine: Engine) -> None:
         assert engine.rule_status("r")["status"] == "running"
         await engine.delete_rule("r")
     assert all_task_names() == baseline
+
+
+async def test_a_rule_reads_the_streams_of_its_plan(engine: Engine) -> None:
+    engine.create_stream("stream", 'CREATE STREAM s (a BIGINT) WITH (TYPE="memory", DATASOURCE="t/s")')
+    rule = {"id": "r1", "sql": "SELECT a FROM s", "actions": [{"nop": {}}]}
+    assert engine.validate_rule(rule) == ["s"]
+    await engine.create_rule(rule)
+    assert engine.rule_sources("r1") == ("s",)
+    with pytest.raises(StreamError, match="referenced"):
+        await engine.drop_stream("stream", "s")

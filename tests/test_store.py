@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import store
 from runtime.errors import ConfigError
 from runtime.store import JsonStore, atomic_write
 
@@ -99,3 +100,14 @@ def test_json_store_unserializable_value_leaves_file_untouched(tmp_path: Path) -
     with pytest.raises(ConfigError, match=r"cannot store value"):
         store.save({"a": object()})
     assert store.load() == {"a": 1}
+
+
+def test_stale_temp_file_with_our_name_is_replaced(tmp_path: Path) -> None:
+    # A process killed mid-write that had this process's pid left a temp file under the name we draw next.
+    target = tmp_path / "rule.json"
+    seq = next(store._TMP_SEQ) + 1
+    stale = tmp_path / f".rule.json.{os.getpid()}-{seq}.tmp"
+    stale.write_bytes(b"half")
+    atomic_write(target, b"whole")
+    assert target.read_bytes() == b"whole"
+    assert os.listdir(tmp_path) == ["rule.json"]

@@ -79,9 +79,18 @@ def parse_statements(text: str) -> list[Statement]:
 def parse_select(text: str) -> Select:
     """Parse a rule's SELECT, resolve ``a.b`` names and check functions (unknown name, arity, placement).
 
+    The result is shared by every caller that passes the same text (the AST is immutable: frozen attrs
+    classes and tuples): planning a rule then parses its SQL only when that text was not planned recently, e.g.
+    once for thousands of rules created from one template. Failures are not cached; they raise every time.
+
     Raises:
       SqlError: syntax or semantic error, or the text is not a SELECT.
     """
+    return _parse_select(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_select(text: str) -> Select:
     stmt = _parse(text, "start")
     if not isinstance(stmt, Select):
         raise SqlError("expected a SELECT statement", 1, 1, _excerpt(text, 1, 1))

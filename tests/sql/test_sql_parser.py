@@ -207,3 +207,12 @@ def test_fields_read(sql: str, expected: set[str] | None) -> None:
 
     select = parse_select(sql)
     assert fields_read(select, select.sources[0]) == (None if expected is None else frozenset(expected))
+
+
+def test_parse_select_shares_the_ast_of_one_text_and_never_caches_errors() -> None:
+    sql = "SELECT temperature FROM s WHERE temperature > 20"
+    assert parse_select(sql) is parse_select(sql)
+    assert parse_select(sql).statement == sql
+    for _ in range(2):
+        with pytest.raises(SqlError):
+            parse_select("SELECT FROM WHERE")
