@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -409,7 +410,9 @@ def _conf_file(etc_dir: Path, kind: ConfKind, type_name: str) -> tuple[Path, str
     return etc_dir / kind / f"{type_name}.toml", label
 
 
-# Parsed conf files by path, with the (inode, size, mtime, ctime) they were parsed at (``load_conf_groups``).
+# Parsed conf files by path, with the (inode, size, mtime, ctime) they were parsed at (``load_conf_groups``): a
+# memo of pure parsing, safe to share between engines in one process because the stamp is checked on every read
+# and callers only ever get deep copies. Oort's own writes replace the file (new inode) and evict the entry.
 _CONF_CACHE: dict[str, tuple[tuple[int, int, int, int], dict[str, dict[str, Any]]]] = {}
 
 
@@ -426,13 +429,15 @@ def load_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str) -> dict[str,
         # Planning a rule reads its source's conf file; parsing the TOML again for every rule of a batch
         # creation was a visible share of it. The parse is reused while the file's identity and timestamps are
         # unchanged (every Oort write replaces the file, so its inode changes too), and callers get a copy.
-        info = path.stat()
-        stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-        key = str(path)  # hashing a str is cheaper than a Path (which normalises its parts every time)
-        cached = _CONF_CACHE.get(key)
-        if cached is not None and cached[0] == stamp:
-            return copy.deepcopy(cached[1])
-        text = path.read_text(encoding="utf-8")
+        # The stamp comes from the open file itself (fstat), so it always describes the bytes read with it.
+        with path.open("rb") as handle:
+            info = os.fstat(handle.fileno())
+            stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+            key = str(path)  # hashing a str is cheaper than a Path (which normalises its parts every time)
+            cached = _CONF_CACHE.get(key)
+            if cached is not None and cached[0] == stamp:
+                return copy.deepcopy(cached[1])
+            text = handle.read().decode("utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
@@ -510,6 +515,7 @@ def _write_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str, groups: di
     except TypeError as exc:
         raise ConfigError(f"{label}: cannot write: {exc}") from exc
     atomic_write(path, text.encode("utf-8"))
+    _CONF_CACHE.pop(str(path), None)
 
 
 def _prune_none(value: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import secrets
 from pathlib import Path
 from typing import Any, final
 
@@ -39,11 +40,21 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_directory(path.parent)
 
 
-# Temporary names are unique per process (pid) and per write (counter; ``next`` on ``itertools.count`` is atomic
-# under the GIL, so threads may share it): cheaper than ``tempfile.mkstemp``, which draws random names and was
-# a fifth of the cost of persisting a rule (benchmark P3).
+# Temporary names are a per-process random token plus a per-write counter (``next`` on ``itertools.count`` is
+# atomic under the GIL): cheaper than ``tempfile.mkstemp``, which draws random names per file and was a fifth of
+# the cost of persisting a rule (benchmark P3). The token, not the pid, makes names unique across processes:
+# two containers sharing a volume can both be pid 1. It is drawn again in a forked child.
 _TMP_SEQ = itertools.count()
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_tmp_token = secrets.token_hex(6)
+
+
+def _new_tmp_token() -> None:
+    global _tmp_token
+    _tmp_token = secrets.token_hex(6)
+
+
+os.register_at_fork(after_in_child=_new_tmp_token)
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -66,14 +77,15 @@ def _replace(path: Path, data: bytes) -> None:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = _NEW_FILE_MODE
-    tmp = directory / f".{path.name}.{os.getpid()}-{next(_TMP_SEQ)}.tmp"
-    try:
-        fd = os.open(tmp, _TMP_FLAGS, 0o600)
-    except FileExistsError:
-        # Left by a dead process that had our pid (pids repeat, e.g. after a container restart): no live
-        # process can be writing it, since this process's counter never repeats a name.
-        tmp.unlink()
-        fd = os.open(tmp, _TMP_FLAGS, 0o600)
+    while True:
+        tmp = directory / f".{path.name}.{_tmp_token}-{next(_TMP_SEQ)}.tmp"
+        try:
+            fd = os.open(tmp, _TMP_FLAGS, 0o600)
+            break
+        except FileExistsError:
+            # Never ours (the counter does not repeat): another writer's, live or dead, so leave it alone and
+            # draw the next name. Stale temp files are swept when the catalog loads.
+            continue
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -102,12 +102,27 @@ def test_json_store_unserializable_value_leaves_file_untouched(tmp_path: Path) -
     assert store.load() == {"a": 1}
 
 
-def test_stale_temp_file_with_our_name_is_replaced(tmp_path: Path) -> None:
-    # A process killed mid-write that had this process's pid left a temp file under the name we draw next.
+def test_a_foreign_temp_file_with_the_name_we_draw_is_left_alone(tmp_path: Path) -> None:
+    # Another process (or a dead one) holds the temp name this process draws next: it may be mid-write, so the
+    # write picks the following name and never touches that file.
     target = tmp_path / "rule.json"
     seq = next(store._TMP_SEQ) + 1
-    stale = tmp_path / f".rule.json.{os.getpid()}-{seq}.tmp"
-    stale.write_bytes(b"half")
+    foreign = tmp_path / f".rule.json.{store._tmp_token}-{seq}.tmp"
+    foreign.write_bytes(b"someone else's")
     atomic_write(target, b"whole")
     assert target.read_bytes() == b"whole"
-    assert os.listdir(tmp_path) == ["rule.json"]
+    assert foreign.read_bytes() == b"someone else's"
+    assert sorted(os.listdir(tmp_path)) == sorted(["rule.json", foreign.name])
+
+
+def test_forked_children_draw_their_own_temp_names() -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports its token and leaves at once
+        os.write(write_end, store._tmp_token.encode())
+        os._exit(0)
+    os.close(write_end)
+    child_token = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert child_token and child_token != store._tmp_token
