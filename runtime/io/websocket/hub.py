@@ -18,11 +18,19 @@ from urllib.parse import parse_qs
 import attrs
 import trio
 from hypercorn.config import Config
-from hypercorn.protocol.events import Data
-from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from hypercorn.trio import serve
-from wsproto.events import BytesMessage, TextMessage
-from wsproto.utilities import LocalProtocolError
+
+# The one-write path for sink frames uses hypercorn's websocket stream and its wsproto connection (internals of
+# the pinned hypercorn 0.18): if they move, the hub falls back to one ASGI send per frame instead of failing.
+try:
+    from hypercorn.protocol.events import Data
+    from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
+    from wsproto.events import BytesMessage, TextMessage
+    from wsproto.utilities import LocalProtocolError
+
+    _FAST_WRITES = True
+except ImportError:  # pragma: no cover - only with a hypercorn other than the pinned one
+    _FAST_WRITES = False
 
 from runtime.errors import ServerStartError
 from runtime.formats.decode import DecodeError, Decoder
@@ -452,8 +460,15 @@ class WsHub:
                 frames = [first]
                 if write_many is not None:
                     await _gather_frames(out, frames)
-                    if await write_many(frames):
-                        continue
+                    try:
+                        if await write_many(frames):
+                            continue
+                    except (AttributeError, TypeError, ValueError):
+                        # hypercorn's internals are not what the fast path expects: one send per frame from now.
+                        self._logger.warning(
+                            "websocket %s: batched writes unavailable", conn.id, exc_info=True
+                        )
+                        write_many = None
                 for is_text, frame in frames:
                     await send({"type": "websocket.send", "text" if is_text else "bytes": frame})
         except (trio.ClosedResourceError, trio.BrokenResourceError, trio.EndOfChannel):
@@ -586,12 +601,18 @@ def _frame_writer(send: Send) -> Callable[[list[tuple[bool, bytes | str]]], Awai
     event, which is what ``app_send`` does for one frame. It returns False (nothing sent: use ``send``) unless
     the stream is connected, so closing and errors keep hypercorn's own path.
     """
+    if not _FAST_WRITES:
+        return None
     stream = getattr(send, "__self__", None)
-    if not isinstance(stream, WSStream):
+    if not isinstance(stream, WSStream) or not all(
+        hasattr(stream, name) for name in ("state", "stream_id", "send", "closed")
+    ):
         return None
     connected = ASGIWebsocketState.CONNECTED
 
     async def write_many(frames: list[tuple[bool, bytes | str]]) -> bool:
+        if stream.closed:
+            return True  # hypercorn's own app_send drops frames for a closed stream too
         connection = getattr(stream, "connection", None)
         if stream.state != connected or connection is None:
             return False

@@ -447,3 +447,50 @@ async def test_stopping_a_stuck_rule_frees_the_reader_for_the_others(services: S
                 stop.set()
                 assert rows(await live.receive()) == [{"n": 2}]
             stuck_recv.close()
+
+
+async def test_batched_paths_are_active_under_the_pinned_hypercorn(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Canary: the reader's queued-frame drain and the writer's one-write path use hypercorn internals; under the
+    pinned version both must be in use (a silent fallback would only show as lost throughput)."""
+    from runtime.io.websocket import hub as hub_module
+
+    seen: dict[str, Any] = {}
+    real_writer, real_nowait = hub_module._frame_writer, hub_module._nowait
+
+    def writer(send: Any) -> Any:
+        seen["writer"] = real_writer(send)
+        return seen["writer"]
+
+    def nowait(receive: Any) -> Any:
+        seen["nowait"] = real_nowait(receive)
+        return seen["nowait"]
+
+    monkeypatch.setattr(hub_module, "_frame_writer", writer)
+    monkeypatch.setattr(hub_module, "_nowait", nowait)
+    hub = hub_of(services)
+    with trio.fail_after(10):
+        async with rule_on(hub, "/in") as (recv, _), hub.publisher("/out", make_ctx(None), CONF) as broadcast:
+            async with connect(hub.port, "/out") as out, connect(hub.port, "/in") as feed:
+                while hub.counts()["connections"] < 2:
+                    await trio.testing.wait_all_tasks_blocked()
+                for i in range(3):
+                    broadcast(True, f'{{"i": {i}}}')
+                assert [await out.get_message() for _ in range(3)] == [f'{{"i": {i}}}' for i in range(3)]
+                await feed.send_message('{"a": 1}')
+                assert rows(await recv.receive()) == [{"a": 1}]
+    assert seen["writer"] is not None and seen["nowait"] is not None
+
+
+async def test_plain_asgi_callables_fall_back_to_one_frame_at_a_time() -> None:
+    from runtime.io.websocket import hub as hub_module
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def receive() -> Any:
+        return {}
+
+    assert hub_module._frame_writer(send) is None
+    assert hub_module._nowait(receive) is None
