@@ -18,7 +18,7 @@ from runtime.clock import Clock
 from runtime.io.contract import Batch, ErrorItem, Event
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, own_channels, rule_context, sleep_delay, touch
+from runtime.oploop import Emission, EmissionSend, own_channels, rule_context, sleep_delay, touch
 from runtime.ops.dedup import DedupTrigger
 from runtime.plan.planner import RulePlan
 from runtime.sql.expr import EvalError
@@ -59,7 +59,7 @@ class DedupOperator:
     async def run(
         self,
         recv: trio.MemoryReceiveChannel[Batch],
-        sends: list[trio.MemorySendChannel[list[Emission]]],
+        sends: list[EmissionSend],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -87,7 +87,7 @@ class DedupOperator:
                     await self._send(sends, [e for item in batch for e in self.process(item)])
                 self._touch(started)
 
-    async def _send(self, sends: list[trio.MemorySendChannel[list[Emission]]], out: list[Emission]) -> None:
+    async def _send(self, sends: list[EmissionSend], out: list[Emission]) -> None:
         if self._ctx.delay_ms:
             await sleep_delay(self._ctx)
         if out:

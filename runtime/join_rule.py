@@ -19,7 +19,7 @@ import trio
 
 from runtime.io.contract import Batch, ErrorItem, Event, IoContext, JoinedRow, Outbox, Row, Source
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, expand_unnest, release_in_time, rule_context, run_batches
+from runtime.oploop import Emission, EmissionSend, expand_unnest, release_in_time, rule_context, run_batches
 from runtime.ops.join import TableSet, emitter, make_table, source_row
 from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_input_source
@@ -219,7 +219,7 @@ class JoinOperator:
     async def run(
         self,
         recv: trio.MemoryReceiveChannel[Batch],
-        sends: list[trio.MemorySendChannel[list[Emission]]],
+        sends: list[EmissionSend],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:

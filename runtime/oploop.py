@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import trio
 
@@ -26,6 +26,17 @@ _T = TypeVar("_T")
 
 Emission = list[Row] | ErrorItem
 """What an operator sends to the sinks: the rows of one result, or an error (sent only with ``sendError``)."""
+
+
+class EmissionSend(Protocol):
+    """Where an operator sends its emissions for one sink: the sink task's channel (``trio.MemorySendChannel``),
+    or a sink written inline by the operator task (``rule._InlineSink``). ``aclose`` ends that sink."""
+
+    def send_nowait(self, value: list[Emission]) -> None: ...
+
+    async def send(self, value: list[Emission]) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 def rule_context(rule_id: str, clock: Clock, services: Services | None) -> EvalContext:
@@ -96,7 +107,7 @@ def expand_unnest(rows: list[Row], key: str, node: OpMetrics, clock: Clock) -> l
 async def own_channels(
     stack: AsyncExitStack,
     recv: trio.MemoryReceiveChannel[Batch],
-    sends: Sequence[trio.MemorySendChannel[list[Emission]]],
+    sends: Sequence[EmissionSend],
 ) -> None:
     """Make ``stack`` close the operator's input and every sink channel when the operator ends.
 
@@ -104,7 +115,7 @@ async def own_channels(
     """
     await stack.enter_async_context(recv)
     for send in sends:
-        await stack.enter_async_context(send)
+        stack.push_async_callback(send.aclose)
 
 
 async def sleep_delay(ctx: EvalContext) -> None:
@@ -155,7 +166,7 @@ def take_queued(recv: trio.MemoryReceiveChannel[list[_T]], first: list[_T]) -> t
     return joined, taken
 
 
-async def send_all(sends: Sequence[trio.MemorySendChannel[list[Emission]]], out: list[Emission]) -> None:
+async def send_all(sends: Sequence[EmissionSend], out: list[Emission]) -> None:
     """Send ``out`` to every sink channel; waits (``block``) only on a full one. A send with room does not yield:
     the operator's next ``receive`` is its checkpoint, so a rule costs one scheduler pass per batch, not two."""
     for send in sends:
@@ -167,7 +178,7 @@ async def send_all(sends: Sequence[trio.MemorySendChannel[list[Emission]]], out:
 
 async def run_batches(
     recv: trio.MemoryReceiveChannel[Batch],
-    sends: Sequence[trio.MemorySendChannel[list[Emission]]],
+    sends: Sequence[EmissionSend],
     process: Callable[[Batch], list[Emission]],
     *,
     ctx: EvalContext,
@@ -189,7 +200,12 @@ async def run_batches(
     async with AsyncExitStack() as stack:
         await own_channels(stack, recv, sends)
         task_status.started()
-        async for first in recv:
+        receive = recv.receive  # not ``async for``: one coroutine frame less to resume per batch
+        while True:
+            try:
+                first = await receive()
+            except trio.EndOfChannel:
+                break
             started = trio.current_time()
             batch, taken = take_queued(recv, first)
             for part in [[item] for item in batch] if per_event else (batch,):

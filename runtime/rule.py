@@ -2,6 +2,8 @@
 
 Data path (two channel hops per event, both carrying batches):
 source --Batch--> operator (WHERE + SELECT fused into plain calls) --list[Emission]--> one task per sink.
+A sink whose write never waits (``NowaitSink``: nop, log) has no channel: the operator task writes it
+(``_InlineSink``), and the sink's task only opens it and closes it when the operator is done.
 The source closing its channel is the normal end of data; it drains downstream and ``run_rule`` returns.
 Any exception cancels the whole rule; the engine's supervisor applies the restart strategy.
 """
@@ -12,7 +14,7 @@ import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, final
+from typing import Any, cast, final
 
 import attrs
 import trio
@@ -20,7 +22,7 @@ import trio
 from runtime.clock import Clock
 from runtime.dedup_rule import DedupOperator
 from runtime.errors import EncodeError
-from runtime.io.contract import Batch, ErrorItem, IoContext, Outbox, Row, Sink, Source
+from runtime.io.contract import Batch, ErrorItem, IoContext, NowaitSink, Outbox, Row, Sink, Source
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.io.sinkprops import SinkProps
@@ -28,6 +30,7 @@ from runtime.join_rule import JoinOperator, make_tables, run_join_sources
 from runtime.metrics import OpMetrics, RuleMetrics
 from runtime.oploop import (
     Emission,
+    EmissionSend,
     expand_unnest,
     release_in_time,
     rule_context,
@@ -122,15 +125,27 @@ async def run_rule(
             plan, env.clock, m_source, m_filter, m_project, m_watermark, m_srf, services=env.services
         )
 
-    sinks: list[tuple[Sink, SinkProps, trio.MemoryReceiveChannel[list[Emission]], OpMetrics]] = []
-    sends: list[trio.MemorySendChannel[list[Emission]]] = []
+    sink_tasks: list[Callable[..., Any]] = []
+    sends: list[EmissionSend] = []
     for index, (sink_type, props) in enumerate(rule.actions):
         sink_props = SinkProps.from_action(props)
         ctx = IoContext(rule_id=rule.id, clock=env.clock, services=env.services, logger=logger)
         sink = build_sink(sink_type, index, sink_props.connector_props, env.registry, ctx)
+        name = f"sink_{sink_type}_{index}"
+        if callable(getattr(sink, "write_nowait", None)):
+            # Its write never waits: the operator task writes it, no sink task or channel (nothing buffers).
+            inline = _InlineSink(
+                cast(NowaitSink, sink),
+                sink_props,
+                metrics.add(OpMetrics(name, lambda: 0, ctx.connection)),
+                env.clock,
+            )
+            sink_tasks.append(functools.partial(_hold_sink, sink, inline.closed))
+            sends.append(inline)
+            continue
         send, recv = trio.open_memory_channel[list[Emission]](buffer)
-        m_sink = metrics.add(OpMetrics(f"sink_{sink_type}_{index}", _channel_len(recv), ctx.connection))
-        sinks.append((sink, sink_props, recv, m_sink))
+        m_sink = metrics.add(OpMetrics(name, _channel_len(recv), ctx.connection))
+        sink_tasks.append(functools.partial(_run_sink, sink, sink_props, recv, m_sink, env.clock))
         sends.append(send)
 
     policy = rule.options.buffer_full_policy
@@ -142,8 +157,8 @@ async def run_rule(
         return dropping, dropping.close
 
     async with trio.open_nursery() as nursery:
-        for sink, sink_props, recv, m_sink in sinks:
-            await nursery.start(functools.partial(_run_sink, sink, sink_props, recv, m_sink, env.clock))
+        for sink_task in sink_tasks:
+            await nursery.start(sink_task)
         await nursery.start(operator.run, src_recv, sends)
         if source is not None:
             outbox, _ = make_outbox(src_send, m_source)
@@ -253,6 +268,71 @@ async def _run_sink(
 
 
 @final
+class _InlineSink:
+    """A ``NowaitSink`` written by the operator task itself: what ``_run_sink`` does per emission, as plain
+    calls, with the same metrics (records in/out, errors, latency). An exception other than ``EncodeError``
+    propagates into the operator task and so fails the rule, as it would from a sink task."""
+
+    __slots__ = ("_clock", "_metrics", "_plain", "_props", "_write", "closed")
+
+    def __init__(self, sink: NowaitSink, props: SinkProps, metrics: OpMetrics, clock: Clock) -> None:
+        self._write = sink.write_nowait
+        self._props = props
+        self._plain = props.is_plain
+        self._metrics = metrics
+        self._clock = clock
+        self.closed = trio.Event()  # set when the operator is done: ``_hold_sink`` closes the sink then
+
+    def send_nowait(self, value: list[Emission]) -> None:
+        started = trio.current_time()
+        write, props, metrics, plain = self._write, self._props, self._metrics, self._plain
+        done = 0
+        for emission in value:
+            rows = [emission.as_row()] if isinstance(emission, ErrorItem) else emission
+            try:
+                for message in (rows,) if plain else props.messages(rows):
+                    try:
+                        write(message)
+                    except EncodeError as exc:  # this message only: count it, drop it, go on
+                        metrics.error(str(exc), self._clock.now_ms())
+            except Exception as exc:
+                metrics.records_in += done + 1
+                metrics.records_out += done
+                metrics.error(str(exc), self._clock.now_ms())
+                raise
+            done += 1
+        metrics.records_in += done
+        metrics.records_out += done
+        metrics.messages_processed += done
+        metrics.process_latency_us = int((trio.current_time() - started) * 1e6)
+        metrics.last_invocation = self._clock.now_ms()
+
+    async def send(self, value: list[Emission]) -> None:
+        self.send_nowait(value)
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        self.closed.set()
+        await trio.lowlevel.checkpoint()
+
+
+async def _hold_sink(
+    sink: Sink,
+    closed: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open an inline sink, keep it open until its operator is done, then close it (as ``_run_sink`` does)."""
+    try:
+        await sink.open()
+        task_status.started()
+        await closed.wait()
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(SINK_CLOSE_TIMEOUT):
+            await sink.aclose()
+
+
+@final
 class _Operator:
     """WHERE + SELECT of a non-window rule as one loop of plain calls over each received batch."""
 
@@ -287,7 +367,7 @@ class _Operator:
     async def run(
         self,
         recv: trio.MemoryReceiveChannel[Batch],
-        sends: list[trio.MemorySendChannel[list[Emission]]],
+        sends: list[EmissionSend],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -308,18 +388,19 @@ class _Operator:
         ctx, apply, send_error, srf_key = self._ctx, self._apply, self._send_error, self._srf_key
         m_source, m_filter, m_project = self._m_source, self._m_filter, self._m_project
         out: list[Emission] = []
-        passed = 0
-        emitted = 0
-        n_events = 0
+        append = out.append
+        emitted = 0  # rows WHERE passed and SELECT projected
+        errors = 0  # error items (decode errors) in the batch
+        select_failed = 0  # events that passed WHERE and failed in SELECT
         if self._watermark is not None:
             batch = self._ordered(batch)
         for event in batch:
             if isinstance(event, ErrorItem):
+                errors += 1
                 m_source.error(event.message, self._clock.now_ms())
                 if send_error:
-                    out.append(event)
+                    append(event)
                 continue
-            n_events += 1
             ctx.meta = event.meta
             ctx.ts = event.ts
             try:
@@ -330,18 +411,19 @@ class _Operator:
                 node = m_project if in_select or m_filter is None else m_filter
                 node.error(message, self._clock.now_ms())
                 if in_select:
-                    passed += 1
+                    select_failed += 1
                 if send_error:
-                    out.append(ErrorItem(message))
+                    append(ErrorItem(message))
                 continue
             if row is None:
                 continue
-            passed += 1
             emitted += 1
             if srf_key is None:
-                out.append([row])
+                append([row])
             else:
                 out.extend(self._unnest(row, srf_key))
+        n_events = len(batch) - errors
+        passed = emitted + select_failed
         if self._watermark is None:
             m_source.records_in += n_events
             m_source.records_out += n_events

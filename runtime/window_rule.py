@@ -26,6 +26,7 @@ from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
 from runtime.oploop import (
     Emission,
+    EmissionSend,
     own_channels,
     rule_context,
     send_all,
@@ -150,7 +151,7 @@ class WindowOperator:
     async def run(
         self,
         recv: trio.MemoryReceiveChannel[Batch],
-        sends: list[trio.MemorySendChannel[list[Emission]]],
+        sends: list[EmissionSend],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:

@@ -3,13 +3,27 @@ the metric nodes both add (``op_2_watermark``, ``op_N_projectset``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import attrs
+import pytest
 import trio
 import trio.testing
 
+from runtime.clock import Clock
+from runtime.config import RuleOptions
+from runtime.errors import EncodeError, SinkError
+from runtime.io.contract import Row, SinkSpec
+from runtime.io.nop import NopSink
 from runtime.metrics import RuleMetrics
-from runtime.replay import replay
+from runtime.plan.catalog import Catalog
+from runtime.plan.planner import plan_rule
+from runtime.plan.ruledef import parse_rule
+from runtime.replay import replay, replay_registry
+from runtime.rule import RuleEnv, run_rule
+from runtime.sql.ast import StreamDef
+from runtime.sql.parser import parse_ddl
 
 DDL = (
     'CREATE STREAM demo (color STRING, size BIGINT, ts BIGINT) WITH (DATASOURCE="demo", TYPE="mock", '
@@ -68,3 +82,80 @@ async def test_unnest_emits_each_element_and_errors(autojump_clock: trio.testing
     assert snap["op_3_projectset_0_records_in_total"] == 2
     assert snap["op_3_projectset_0_records_out_total"] == 1
     assert snap["op_3_projectset_0_exceptions_total"] == 1
+
+
+class _InlineRecorder:
+    """A sink whose write never waits (``write_nowait``): the operator task writes it, without a sink task."""
+
+    def __init__(self, spec: SinkSpec, written: list[Any], state: list[str]) -> None:
+        self._written = written
+        self._state = state
+
+    async def open(self) -> None:
+        self._state.append("open")
+
+    async def write(self, data: Row | list[Row]) -> None:
+        self.write_nowait(data)
+
+    def write_nowait(self, data: Row | list[Row]) -> None:
+        rows = data if isinstance(data, list) else [data]
+        if any(row.get("size") == 3 for row in rows):
+            raise EncodeError("size 3 has no form")  # this message only
+        if any(row.get("size") == 99 for row in rows):
+            raise SinkError("sink broke")  # fails the rule
+        self._written.append(data)
+
+    async def aclose(self) -> None:
+        self._state.append("closed")
+
+
+async def _run_inline(
+    tmp: Path, sizes: list[int], actions: list[dict[str, Any]]
+) -> tuple[list[Any], list[str], RuleMetrics]:
+    events = [_event(10 * (i + 1), T0 + 10 * i, size) for i, size in enumerate(sizes)]
+    written: list[Any] = []
+    state: list[str] = []
+    registry = replay_registry(events, [])
+    registry.register_sink("inline", lambda spec: _InlineRecorder(spec, written, state))
+    registry.register_sink("nop", NopSink)
+    catalog = Catalog(tmp)
+    stmt = parse_ddl(DDL.rstrip(";"))
+    assert isinstance(stmt, StreamDef)
+    catalog.put_stream(attrs.evolve(stmt, options=attrs.evolve(stmt.options, type="mock")))
+    rule = parse_rule(
+        {"id": "r", "sql": "SELECT size FROM demo WHERE size > 1", "actions": actions}, RuleOptions()
+    )
+    plan = plan_rule(rule, catalog, registry)
+    env = RuleEnv(clock=Clock(T0), services=None, registry=registry, etc_dir=Path("/nonexistent"))
+    metrics = RuleMetrics()
+    try:
+        with trio.fail_after(LIMIT_S):
+            await run_rule(plan, env, metrics)
+    finally:
+        state.append("returned")
+    return written, state, metrics
+
+
+async def test_an_inline_sink_is_written_by_the_operator_with_the_sink_metrics(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    written, state, metrics = await _run_inline(
+        tmp_path, [1, 2, 3, 4], [{"inline": {}}, {"nop": {"sendSingle": True}}]
+    )
+    assert written == [[{"size": 2}], [{"size": 4}]]
+    assert state == ["open", "closed", "returned"]  # opened before data, closed when the operator ended
+    snap = metrics.snapshot()
+    assert snap["sink_inline_0_0_records_in_total"] == 3
+    assert snap["sink_inline_0_0_records_out_total"] == 3
+    assert snap["sink_inline_0_0_exceptions_total"] == 1
+    assert snap["sink_inline_0_0_last_exception"] == "size 3 has no form"
+    assert snap["sink_inline_0_0_buffer_length"] == 0
+    assert snap["sink_nop_1_0_records_in_total"] == 3
+    assert snap["sink_nop_1_0_records_out_total"] == 3
+
+
+async def test_an_inline_sink_failure_fails_the_rule(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    with pytest.RaisesGroup(SinkError, flatten_subgroups=True):
+        await _run_inline(tmp_path, [2, 99, 4], [{"inline": {}}])

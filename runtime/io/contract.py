@@ -170,5 +170,16 @@ class Sink(Protocol):
     async def aclose(self) -> None: ...
 
 
+class NowaitSink(Sink, Protocol):
+    """A sink whose ``write`` never waits (``nop``, ``log``): it also offers the same write as a plain call.
+
+    The rule runtime then writes from the operator task itself (``write_nowait``) instead of handing each
+    batch to a sink task over a channel, which saves a task switch per batch and rule. ``write`` must behave
+    exactly as ``write_nowait``.
+    """
+
+    def write_nowait(self, data: Row | list[Row]) -> None: ...
+
+
 SourceFactory = Callable[[SourceSpec], Source]
 SinkFactory = Callable[[SinkSpec], Sink]

@@ -31,7 +31,11 @@ class LogSink:
         self._ctx.connection.last_connected_time = self._ctx.clock.now_ms()
 
     async def write(self, data: Row | list[Row]) -> None:
-        """Log one message.
+        """Log one message (see ``write_nowait``)."""
+        self.write_nowait(data)
+
+    def write_nowait(self, data: Row | list[Row]) -> None:
+        """Log one message; never waits, so the rule's operator task calls it inline.
 
         Raises:
           SinkError: the message has a value with no JSON form.

@@ -7,6 +7,7 @@ nothing up by name. Value semantics (null propagation, Go-style type errors) com
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,16 @@ RefResolver = Callable[[FieldRef], Fn | None]
 # Exceptions a function implementation may raise on bad input; they become ``call func x error: ...``.
 _FUNCTION_FAILURES = (EvalError, ValueError, TypeError, ArithmeticError, LookupError, OSError, re.error)
 
+
+# Comparisons of two ints or two floats: the plain operator (it returns a bool for them).
+_SAME_TYPE_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 CallHook = Callable[[Call], Fn | None]
 """Hook for calls compiled elsewhere (analytic calls the projection evaluates before WHERE), or None."""
@@ -162,6 +173,9 @@ class _Compiler:
         if e.op in ("AND", "OR"):
             return _logical(e.op, left, right)
         op = BINARY[e.op]
+        test = _SAME_TYPE_TESTS.get(e.op)
+        if test is not None and isinstance(e.right, Literal) and _is_number(e.right.value):
+            return _compare_number(left, e.right.value, test, op)
         return lambda row, ctx: op(left(row, ctx), right(row, ctx))
 
     def _listexpr(self, e: ListExpr) -> Fn:
@@ -257,6 +271,34 @@ class _Compiler:
     def _wildcard(self, e: Wildcard) -> Fn:
         # `*` as a function argument (count(*), changed_cols(..., *)): the whole row.
         return lambda row, ctx: row
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float literal (not bool; ints within int64, so that ``float`` of it cannot overflow)."""
+    return type(value) is float or (type(value) is int and -(2**63) <= value < 2**63)
+
+
+def _compare_number(
+    left: Fn, lit: int | float, test: Callable[[Any, Any], bool], op: Callable[[Any, Any], Any]
+) -> Fn:
+    """``x > 20``: what ``op`` (the general comparison) does for a number, without its type dispatch.
+
+    Two ints or two floats compare as they are; an int and a float as floats (Go's conversion); anything else
+    (null, bool, string) takes ``op``.
+    """
+    lit_float = float(lit)
+    lit_is_int = type(lit) is int
+
+    def compare_number(row: Row, ctx: EvalContext) -> Any:
+        value = left(row, ctx)
+        kind = type(value)
+        if kind is float:
+            return test(value, lit_float)
+        if kind is int:
+            return test(value, lit) if lit_is_int else test(float(value), lit_float)
+        return op(value, lit)
+
+    return compare_number
 
 
 def _qualified(stream: str, name: str) -> Fn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from runtime.errors import PlanError
 from runtime.sql.expr import EvalContext, EvalError, compile_expr, like_regex
 from runtime.sql.parser import parse_select
+from runtime.sql.values import COMPARISON
 
 ROW: dict[str, Any] = {
     "i": 7,
@@ -216,3 +218,20 @@ def test_aggregates_are_not_compiled_per_row() -> None:
 def test_like_escapes() -> None:
     assert like_regex("100\\%").fullmatch("100%")
     assert not like_regex("100\\%").fullmatch("1000")
+
+
+@pytest.mark.parametrize("op", ["=", "!=", "<", "<=", ">", ">="])
+@pytest.mark.parametrize("literal", ["50", "50.0", "2.5", "9007199254740992", "9007199254740992.0"])
+@pytest.mark.parametrize("value", [None, True, 50, 50.0, 2.5, 3, 2**53 + 1, 2.0**53, "50", -7.25])
+def test_comparison_with_a_number_literal_matches_the_general_comparison(
+    op: str, literal: str, value: Any
+) -> None:
+    # `x > 50` takes a shortcut for numbers (no type dispatch); it must agree with the general comparison.
+    lit = float(literal) if "." in literal else int(literal)
+    try:
+        expected: Any = COMPARISON[op](value, lit)
+    except EvalError as exc:
+        with pytest.raises(EvalError, match=re.escape(exc.message)):
+            ev(f"x {op} {literal}", {"x": value})
+        return
+    assert ev(f"x {op} {literal}", {"x": value}) is expected
