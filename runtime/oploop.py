@@ -130,6 +130,11 @@ async def sleep_delay(ctx: EvalContext) -> None:
 
 
 COALESCE = 64  # batches already queued for an operator or sink that it takes at once
+# ... but never beyond this many events or emissions in the joined batch: channels count batches, so a joined
+# batch of thousands of rows would multiply what a full ``block`` pipeline holds (bufferLength x batch size).
+# Joining stops once a batch is this large, which is the largest batch a source hands over (the hub's
+# READ_BATCH), so the rows held in flight stay what they were without coalescing.
+COALESCE_ITEMS = 64
 
 
 def touch(nodes: Sequence[OpMetrics | None], clock: Clock, started: float, batches: int = 1) -> None:
@@ -151,13 +156,15 @@ def take_queued(recv: trio.MemoryReceiveChannel[list[_T]], first: list[_T]) -> t
     worked; an idle one finds nothing queued and goes on with ``first`` alone, so no latency is added. No
     checkpoint: the caller's next ``receive`` is one. ``first`` is not modified (its sender may share it).
     """
+    if len(first) >= COALESCE_ITEMS:
+        return first, 1
     try:
         more = recv.receive_nowait()
     except (trio.WouldBlock, trio.EndOfChannel):  # the end is seen by the caller's next receive
         return first, 1
     joined = [*first, *more]
     taken = 2
-    while taken < COALESCE:
+    while taken < COALESCE and len(joined) < COALESCE_ITEMS:
         try:
             joined.extend(recv.receive_nowait())
         except (trio.WouldBlock, trio.EndOfChannel):

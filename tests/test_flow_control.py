@@ -17,11 +17,14 @@ from runtime.config import load_config
 from runtime.engine import Engine
 from runtime.io.contract import Row, Sink, SinkSpec
 from runtime.io.registry import Registry
-from runtime.io.websocket.hub import hub_of
+from runtime.io.websocket.hub import READ_BATCH, hub_of
 from tests.io.websocket.test_hub import connect
 
-N = 300
+N = 2000
 BUFFER = 4
+# Rows a stalled block pipeline may hold: BUFFER batches in each of its two channels, plus one batch in the
+# hands of the hub, the operator and the sink; no batch is larger than the hub's READ_BATCH (coalescing stops there).
+IN_FLIGHT_ROWS = (2 * BUFFER + 3) * READ_BATCH
 
 
 class _GatedSink:
@@ -86,6 +89,9 @@ async def test_block_loses_nothing_and_stays_bounded(gated: tuple[Engine, trio.E
                 assert status["source_feed_0_buffer_length"] <= BUFFER
                 assert status["sink_gated_0_0_buffer_length"] <= BUFFER
                 assert status["source_feed_0_records_in_total"] < N, "the source stopped reading"
+                assert status["source_feed_0_records_in_total"] <= IN_FLIGHT_ROWS, (
+                    "rows in flight are bounded"
+                )
                 gate.set()
             while len(got) < N:
                 await trio.testing.wait_all_tasks_blocked()
