@@ -86,15 +86,20 @@ async def supervise(
                 state.set("starting")
                 run_started = trio.current_time()
                 error: str | None = None
+
+                # The run goes in this task (no nursery of its own: one task and one nursery fewer per rule);
+                # ``_Started`` reports it running once its pipeline is up, as ``nursery.start`` would.
+                def on_started() -> None:
+                    nonlocal reported
+                    state.set("running", "")
+                    state.last_start = clock.now_ms()
+                    LOGGER.info("rule %s running", rule.id)
+                    if not reported:
+                        reported = True
+                        task_status.started()
+
                 try:
-                    async with trio.open_nursery() as nursery:
-                        await nursery.start(run_rule, plan, env, state.metrics)
-                        state.set("running", "")
-                        state.last_start = clock.now_ms()
-                        LOGGER.info("rule %s running", rule.id)
-                        if not reported:
-                            reported = True
-                            task_status.started()
+                    await run_rule(plan, env, state.metrics, task_status=_Started(on_started))
                 except* Exception as group:  # every rule failure is reported here, never propagated
                     error = _describe(group)
                 state.last_stop = clock.now_ms()
@@ -135,6 +140,19 @@ async def supervise(
         state.stopped.set()
         if not reported:
             task_status.started()
+
+
+@final
+class _Started:
+    """The ``task_status`` handed to ``run_rule``: calls ``on_started`` when the rule's pipeline is up."""
+
+    __slots__ = ("_on_started",)
+
+    def __init__(self, on_started: Callable[[], None]) -> None:
+        self._on_started = on_started
+
+    def started(self, value: object = None) -> None:
+        self._on_started()
 
 
 def _describe(exc: BaseException) -> str:
