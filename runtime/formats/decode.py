@@ -44,6 +44,12 @@ def _kind(doc: object) -> str:
 
 
 def _json(payload: bytes | str) -> list[Row]:
+    return json_rows(payload)
+
+
+def json_rows(payload: bytes | str, *, allow_empty: bool = False) -> list[Row]:
+    """A JSON object -> one row, an array of objects -> its rows (``allow_empty``: ``[]`` -> no rows, for a
+    file holding an empty table). Raises DecodeError for anything else, naming what it got."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -51,7 +57,7 @@ def _json(payload: bytes | str) -> list[Row]:
         raise DecodeError(f"invalid JSON: {exc}") from None
     if isinstance(doc, dict):
         return [doc]
-    if isinstance(doc, list) and doc and all(isinstance(item, dict) for item in doc):
+    if isinstance(doc, list) and (doc or allow_empty) and all(isinstance(item, dict) for item in doc):
         return doc
     raise DecodeError(f"expected a JSON object or an array of objects, got {_kind(doc)}")
 

@@ -10,26 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import final
 
-import orjson
 import trio
 
 from runtime.errors import PlanError, SourceError
-from runtime.formats.decode import DecodeError, Decoder, make_decoder
+from runtime.formats.decode import DecodeError, Decoder, json_rows, make_decoder
 from runtime.io.contract import Batch, ErrorItem, Event, Outbox, Row, SourceSpec
 
 FILE_SOURCE_TYPES = ("json", "lines")
 
 
 def _json_rows(payload: bytes | str) -> list[Row]:
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"invalid JSON: {exc}") from None
-    if isinstance(doc, dict):
-        return [doc]
-    if isinstance(doc, list) and all(isinstance(item, dict) for item in doc):
-        return doc
-    raise DecodeError("expected a JSON object or an array of objects")
+    return json_rows(payload, allow_empty=True)  # a file may hold an empty table
 
 
 @final
