@@ -321,8 +321,8 @@ def _replay(args: list[str]) -> int:
     start = flags["--clock-start"]
     if start and not start.isdigit():
         raise _UsageError("replay: --clock-start must be epoch milliseconds")
-    from runtime import replay  # lazily, like serve: it imports the engine
     from runtime.errors import EngineError
+    from runtime.tools import replay  # lazily, like serve: it imports the engine
 
     try:
         lines = replay.run_cli(

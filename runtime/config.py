@@ -24,7 +24,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from runtime.errors import ConfigError, NotFoundError
-from runtime.store import atomic_write
+from runtime.store.files import atomic_write
 
 CONFIG_FILE = "oort.toml"
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")

@@ -23,20 +23,21 @@ from runtime import __version__
 from runtime.clock import Clock
 from runtime.config import Config
 from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
-from runtime.io.contract import IoContext, Row
-from runtime.io.memory import Published
+from runtime.io.contract import IoContext
+from runtime.io.memory.bus import Published
 from runtime.io.registry import Registry, builtin_registry
 from runtime.io.services import Services, props_from_environ
-from runtime.keyedstate import KEYED_STATE_FILE, KeyedStateStore
 from runtime.metrics import RuleMetrics
+from runtime.model import Row
 from runtime.plan.catalog import KINDS, Catalog
 from runtime.plan.planner import RulePlan, check_connectors, plan_rule
 from runtime.plan.ruledef import RuleDef, parse_rule
-from runtime.rule import RuleEnv
+from runtime.rule.pipeline import RuleEnv
+from runtime.rule.supervisor import RuleState, supervise
 from runtime.sql.ast import DescribeStmt, DropStmt, ShowStmt, StreamDef
 from runtime.sql.ddl import describe_text, stream_json
 from runtime.sql.parser import parse_ddl, parse_select
-from runtime.supervisor import RuleState, supervise
+from runtime.store.keyed import KEYED_STATE_FILE, KeyedStateStore
 
 LOGGER = logging.getLogger("oort.engine")
 STOP_TIMEOUT = (

@@ -5,7 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, final
 
-from runtime.io.contract import ConnectionMetrics, Row
+import attrs
+
+from runtime.model import Row
+
+
+@final
+@attrs.define
+class ConnectionMetrics:
+    """Connection state a source or sink reports (SURFACE.md §F ``connection_*`` metrics)."""
+
+    status: int = 0  # 1 connected, 0 connecting, -1 disconnected
+    last_connected_time: int = 0
+    last_disconnected_time: int = 0
+    last_disconnected_message: str = ""
+    last_try_time: int = 0
+
 
 METRIC_NAMES = (
     "records_in_total",

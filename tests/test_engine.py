@@ -8,8 +8,9 @@ import trio.testing
 
 from runtime.engine import Engine
 from runtime.errors import SinkError, StreamError
-from runtime.io.contract import Row, Sink, SinkSpec
+from runtime.io.contract import Sink, SinkSpec
 from runtime.io.registry import Registry
+from runtime.model import Row
 from tests.conftest import all_task_names
 
 STREAM = 'CREATE STREAM s (temperature FLOAT, id STRING) WITH (TYPE="memory", DATASOURCE="in")'

@@ -15,9 +15,10 @@ import trio.testing
 
 from runtime.config import load_config
 from runtime.engine import Engine
-from runtime.io.contract import Row, Sink, SinkSpec
+from runtime.io.contract import Sink, SinkSpec
 from runtime.io.registry import Registry
 from runtime.io.websocket.hub import READ_BATCH, hub_of
+from runtime.model import Row
 from tests.io.websocket.test_hub import connect
 
 N = 2000

@@ -12,7 +12,7 @@ import pytest
 from runtime.config import load_config
 from runtime.engine import Engine
 from runtime.errors import EngineError
-from runtime.keyedstate import KEYED_STATE_FILE, KeyedStateStore
+from runtime.store.keyed import KEYED_STATE_FILE, KeyedStateStore
 
 
 def test_memory_store_puts_gets_and_deletes() -> None:

@@ -1,4 +1,4 @@
-"""``runtime.replay`` and ``oort replay``: the real engine path on a mock clock, deterministic emissions."""
+"""``runtime.tools.replay`` and ``oort replay``: the real engine path on a mock clock, deterministic emissions."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from runtime.metrics import RuleMetrics
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule
 from runtime.plan.ruledef import parse_rule
-from runtime.replay import default_clock_start, emission_json, replay, replay_registry, split_ddl
+from runtime.rule.operators.window import window_node_names
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
-from runtime.window_rule import window_node_names
+from runtime.tools.replay import default_clock_start, emission_json, replay, replay_registry, split_ddl
 from tests.conformance._harness import HERE, load
 
 DDL = 'CREATE STREAM demo (color STRING, size BIGINT, ts BIGINT) WITH (DATASOURCE="demo", TYPE="mock", FORMAT="json");'

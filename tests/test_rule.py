@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import trio
 
-from runtime.io.contract import Batch, Event
 from runtime.metrics import OpMetrics
-from runtime.rule import DroppingOutbox
+from runtime.model import Batch, Event
+from runtime.rule.pipeline import DroppingOutbox
 
 
 def _batch(*ids: int) -> Batch:

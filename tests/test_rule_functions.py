@@ -13,20 +13,19 @@ import trio.testing
 
 from runtime.clock import Clock
 from runtime.config import RuleOptions
-from runtime.dedup_rule import DedupOperator
 from runtime.errors import PlanError
-from runtime.io.contract import Batch, Event, Row
 from runtime.io.services import Services, props_from_environ
-from runtime.keyedstate import KEYED_STATE_FILE, KeyedStateStore
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission
+from runtime.model import Batch, Emission, Event, Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule
 from runtime.plan.ruledef import parse_rule
-from runtime.replay import COLLECTOR, default_clock_start, replay, replay_registry, split_ddl
-from runtime.rule import RuleEnv, run_rule
+from runtime.rule.operators.dedup import DedupOperator
+from runtime.rule.pipeline import RuleEnv, run_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
+from runtime.store.keyed import KEYED_STATE_FILE, KeyedStateStore
+from runtime.tools.replay import COLLECTOR, default_clock_start, replay, replay_registry, split_ddl
 
 DDL = 'CREATE STREAM arr () WITH (DATASOURCE="arr", TYPE="mock", FORMAT="json");'
 T0 = 1541152486000

@@ -1,4 +1,4 @@
-"""The non-window operator of ``runtime.rule`` through a replay: event-time order, ``unnest()`` emissions and
+"""The non-window operator of ``runtime.rule.pipeline`` through a replay: event-time order, ``unnest()`` emissions and
 the metric nodes both add (``op_2_watermark``, ``op_N_projectset``)."""
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ import trio.testing
 from runtime.clock import Clock
 from runtime.config import RuleOptions
 from runtime.errors import EncodeError, SinkError
-from runtime.io.contract import Row, SinkSpec
+from runtime.io.contract import SinkSpec
 from runtime.io.nop import NopSink
 from runtime.metrics import RuleMetrics
+from runtime.model import Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule
 from runtime.plan.ruledef import parse_rule
-from runtime.replay import replay, replay_registry
-from runtime.rule import RuleEnv, run_rule
+from runtime.rule.pipeline import RuleEnv, run_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
+from runtime.tools.replay import replay, replay_registry
 
 DDL = (
     'CREATE STREAM demo (color STRING, size BIGINT, ts BIGINT) WITH (DATASOURCE="demo", TYPE="mock", '

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime import store
 from runtime.errors import ConfigError
-from runtime.store import JsonStore, atomic_write
+from runtime.store import files as store
+from runtime.store.files import JsonStore, atomic_write
 
 
 def test_atomic_write_creates_and_replaces(tmp_path: Path) -> None:

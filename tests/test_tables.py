@@ -14,11 +14,11 @@ import trio.testing
 from runtime.config import load_config
 from runtime.engine import Engine
 from runtime.errors import EngineError
-from runtime.io.memory import Published
+from runtime.io.memory.bus import Published
 from runtime.io.registry import Registry
 from runtime.io.websocket.hub import hub_of
 from runtime.metrics import RuleMetrics
-from runtime.replay import replay
+from runtime.tools.replay import replay
 from tests.io.websocket.test_hub import connect
 
 STREAM = 'CREATE STREAM s (id BIGINT, v FLOAT) WITH (TYPE="memory", DATASOURCE="in")'

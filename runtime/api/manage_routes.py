@@ -11,7 +11,7 @@ from typing import Any, final
 
 import orjson
 
-from runtime import manage
+from runtime.api import views as manage
 from runtime.api.app import HttpError, Request, Response, Router, json_body, text
 from runtime.config import PY_LOG_LEVELS, ConfKind
 from runtime.engine import Engine

@@ -14,7 +14,7 @@ from typing import Any, Final, final
 import attrs
 import orjson
 
-from runtime import manage
+from runtime.api import views as manage
 from runtime.api.app import HttpError, Request, Response, RestApp, Router, json_body, text
 from runtime.api.manage_routes import add_manage_routes
 from runtime.api.openapi import openapi_document

@@ -20,7 +20,7 @@ import orjson
 from runtime.errors import EngineError, PlanError
 from runtime.formats import binary as binary_format
 from runtime.formats.schema import Describe, Mismatch, row_converter, text_converter
-from runtime.io.contract import ErrorItem, Event, Row
+from runtime.model import ErrorItem, Event, Row
 from runtime.sql.ast import SimpleType, StreamDef
 from runtime.sql.values import typed
 

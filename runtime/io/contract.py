@@ -1,4 +1,4 @@
-"""What a connector is: the ``Source``/``Sink`` protocols, the ``Event`` a source emits and the context it gets.
+"""What a connector is: the ``Source``/``Sink`` protocols, the specs they are built from and the context they get.
 
 Every connector type plugs in through ``runtime.io.registry`` with a factory that takes a spec and returns
 an object satisfying one of these protocols; the rule runtime never knows the concrete type.
@@ -8,79 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol, final
+from typing import Protocol, final
 
 import attrs
 import trio
 
 from runtime.clock import Clock
+from runtime.io.services import Services
+from runtime.metrics import ConnectionMetrics
+from runtime.model import Outbox, Row
 from runtime.sql.ast import StreamDef
-
-Row = dict[str, Any]
-"""One row: column name -> value. Never mutated after decode (several rules may share it)."""
-
-
-@final
-class JoinedRow(dict[str, Any]):
-    """A row of a rule that reads several sources (JOIN): the merged columns plus each source's own row.
-
-    As a dict it holds every column of its parts, the left-most source winning on a conflict (what ``*`` and
-    an unqualified name see, as eKuiper's ``JoinTuple``); ``tables`` maps each part's FROM/JOIN name (alias
-    if given) to that source's row, for ``stream.col`` and ``stream.*``. Built by ``runtime.ops.join``.
-    """
-
-    __slots__ = ("tables",)
-
-    def __init__(self, merged: Row, tables: dict[str, Row]) -> None:
-        super().__init__(merged)
-        self.tables = tables
-
-
-@final
-class Event:
-    """One decoded source message: its row, ingest/event time in epoch ms and optional source metadata."""
-
-    __slots__ = ("data", "meta", "ts")
-
-    def __init__(self, data: Row, ts: int, meta: Row | None = None) -> None:
-        self.data = data
-        self.ts = ts
-        self.meta = meta
-
-    def __repr__(self) -> str:
-        return f"Event(data={self.data!r}, ts={self.ts}, meta={self.meta!r})"
-
-
-@final
-class ErrorItem:
-    """A runtime error travelling with the data (rule option ``sendError``): sinks see ``{"error": message}``."""
-
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def as_row(self) -> Row:
-        return {"error": self.message}
-
-    def __repr__(self) -> str:
-        return f"ErrorItem({self.message!r})"
-
-
-Batch = list[Event | ErrorItem]
-"""What crosses the source -> operator channel: events (and decode errors) in arrival order."""
-
-
-@final
-@attrs.define
-class ConnectionMetrics:
-    """Connection state a source or sink reports (SURFACE.md §F ``connection_*`` metrics)."""
-
-    status: int = 0  # 1 connected, 0 connecting, -1 disconnected
-    last_connected_time: int = 0
-    last_disconnected_time: int = 0
-    last_disconnected_message: str = ""
-    last_try_time: int = 0
 
 
 @final
@@ -88,13 +25,13 @@ class ConnectionMetrics:
 class IoContext:
     """Everything a connector instance may use: who it belongs to, the clock, engine-scoped services.
 
-    ``services`` is the engine's ``Services`` (memory bus, later the websocket hub); it is typed ``Any`` here so
-    that ``io`` does not import the engine.
+    ``services`` is the engine's ``Services``: the memory bus, the global data server, the websocket client
+    pool, keyed state and props.
     """
 
     rule_id: str
     clock: Clock
-    services: Any
+    services: Services
     logger: logging.Logger
     connection: ConnectionMetrics = attrs.Factory(ConnectionMetrics)
 
@@ -128,16 +65,6 @@ class SinkSpec:
     index: int
     props: Row
     ctx: IoContext
-
-
-class Outbox(Protocol):
-    """Where a source puts its batches: the rule's bounded input channel, behind its ``bufferFullPolicy``.
-
-    ``send`` blocks while the buffer is full under the default policy ``block`` (so a socket source stops
-    reading and TCP pushes back); under ``dropOldest``/``dropNewest`` it never blocks and counts what it drops.
-    """
-
-    async def send(self, batch: Batch) -> None: ...
 
 
 class Source(Protocol):

@@ -12,7 +12,8 @@ from typing import Any, BinaryIO, final
 
 from runtime.errors import PlanError, SinkError, map_exceptions
 from runtime.formats import Encoder, delimited, encoder
-from runtime.io.contract import Row, SinkSpec
+from runtime.io.contract import SinkSpec
+from runtime.model import Row
 
 FILE_TYPES = ("lines", "json", "csv")
 _TAIL = 4096  # bytes read back from an existing JSON-array file to find where the array stands

@@ -14,7 +14,8 @@ import trio
 
 from runtime.errors import PlanError, SourceError
 from runtime.formats.decode import DecodeError, Decoder, json_rows, make_decoder
-from runtime.io.contract import Batch, ErrorItem, Event, Outbox, Row, SourceSpec
+from runtime.io.contract import SourceSpec
+from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
 FILE_SOURCE_TYPES = ("json", "lines")
 

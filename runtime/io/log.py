@@ -7,7 +7,8 @@ from typing import final
 
 from runtime.errors import SinkError, map_exceptions
 from runtime.formats import json
-from runtime.io.contract import Row, SinkSpec
+from runtime.io.contract import SinkSpec
+from runtime.model import Row
 
 LOGGER_NAME = "oort.sink.log"
 

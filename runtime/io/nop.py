@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import final
 
-from runtime.io.contract import Row, SinkSpec
+from runtime.io.contract import SinkSpec
+from runtime.model import Row
 
 
 @final

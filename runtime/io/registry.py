@@ -13,7 +13,7 @@ from runtime.io.contract import SinkFactory, SourceFactory
 from runtime.io.file import FileSink
 from runtime.io.file_source import FileSource
 from runtime.io.log import LogSink
-from runtime.io.memory import MemorySink, MemorySource
+from runtime.io.memory.connector import MemorySink, MemorySource
 from runtime.io.nop import NopSink
 from runtime.io.websocket.connector import websocket_sink, websocket_source
 

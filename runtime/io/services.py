@@ -15,9 +15,9 @@ import trio
 from runtime.clock import Clock
 from runtime.config import SourceConf
 from runtime.errors import EngineError
-from runtime.io.memory import MemoryBus
-from runtime.keyedstate import KeyedStateStore
+from runtime.io.memory.bus import MemoryBus
 from runtime.sql.values import EvalContext
+from runtime.store.keyed import KeyedStateStore
 
 # eKuiper reads KUIPER_PROPS_*; Oort also its own prefix.
 PROPS_ENV_PREFIXES = ("OORT_PROPS_", "KUIPER_PROPS_")

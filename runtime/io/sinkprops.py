@@ -12,7 +12,7 @@ from typing import Any, final
 import attrs
 
 from runtime.errors import PlanError
-from runtime.io.contract import Row
+from runtime.model import Row
 
 Message = Row | list[Row]
 """One call of ``Sink.write``: a row (``sendSingle``) or the rows of one emission."""

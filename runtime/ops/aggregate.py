@@ -16,7 +16,7 @@ from typing import Any, final
 import attrs
 
 from runtime.errors import PlanError
-from runtime.io.contract import ErrorItem, Event, Row
+from runtime.model import ErrorItem, Event, Row
 from runtime.ops.project import FilterProject, compile_filter_project, output_key, unnest_rows
 from runtime.ops.window import UNIT_MS, Pane, WindowSpec
 from runtime.sql.aggregates import GroupFn, compile_aggregate, is_aggregate

@@ -17,7 +17,7 @@ from typing import Any, final
 import attrs
 
 from runtime.errors import PlanError
-from runtime.io.contract import Event, Row
+from runtime.model import Event, Row
 from runtime.sql import functions
 from runtime.sql.ast import Call, Expr, FieldRef, Literal, Select, SelectField, walk
 from runtime.sql.values import EvalError, go_str

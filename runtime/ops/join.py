@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, final
 import attrs
 
 from runtime.errors import PlanError
-from runtime.io.contract import Event, JoinedRow, Row
+from runtime.model import Event, JoinedRow, Row
 from runtime.sql.ast import BinaryOp, Expr, FieldRef, Join, Select, Wildcard, walk
 from runtime.sql.expr import EvalContext, EvalError, Fn, RefResolver, compile_expr
 

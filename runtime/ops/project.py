@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeGuard, final
 
 from runtime.errors import PlanError, SqlError
-from runtime.io.contract import Row
+from runtime.model import Row
 from runtime.sql import functions
 from runtime.sql.ast import (
     Call,

@@ -19,7 +19,7 @@ from typing import Literal, final
 
 import attrs
 
-from runtime.io.contract import Event
+from runtime.model import Event
 
 WindowKind = Literal["tumbling", "hopping", "sliding", "session", "count", "state"]
 

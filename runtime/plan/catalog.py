@@ -19,7 +19,7 @@ from runtime.errors import EngineError
 from runtime.plan.ruledef import RuleDef, parse_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
-from runtime.store import atomic_write
+from runtime.store.files import atomic_write
 
 LOGGER = logging.getLogger("oort.catalog")
 KINDS = ("stream", "table")

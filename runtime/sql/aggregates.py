@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from runtime.io.contract import Row
+from runtime.model import Row
 from runtime.sql.ast import Call, FieldRef, Wildcard
 from runtime.sql.expr import EvalContext, EvalError, Fn, RefResolver, compile_expr
 from runtime.sql.values import typed

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.errors import PlanError
-from runtime.io.contract import JoinedRow, Row
+from runtime.model import JoinedRow, Row
 from runtime.sql import functions
 from runtime.sql.ast import (
     Between,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from runtime.clock import Clock
 from runtime.errors import EngineError
-from runtime.io.contract import Row
+from runtime.model import Row
 
 
 class EvalError(EngineError):
@@ -87,7 +87,7 @@ class EvalContext:
 
 
 class KeyedState(Protocol):
-    """The engine's keyed state store as ``get_keyed_state()`` sees it (``runtime.keyedstate``)."""
+    """The engine's keyed state store as ``get_keyed_state()`` sees it (``runtime.store.keyed``)."""
 
     def get(self, key: str, now_ms: int | None = None) -> Any:
         """The value stored under ``key`` as of ``now_ms`` (the rule clock); raises KeyError when there is none."""

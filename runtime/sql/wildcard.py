@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from runtime.io.contract import JoinedRow, Row
+from runtime.model import JoinedRow, Row
 from runtime.sql.ast import Wildcard
 from runtime.sql.values import EvalContext, Fn
 

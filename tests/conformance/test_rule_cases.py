@@ -1,4 +1,4 @@
-"""eKuiper's rule cases (``cases.json`` kind ``rule``) run end to end through ``runtime.replay`` on a mock clock.
+"""eKuiper's rule cases (``cases.json`` kind ``rule``) run end to end through ``runtime.tools.replay`` on a mock clock.
 
 Each case's DDL, SQL and options go through the real catalog, planner and rule runtime; the recorded events
 are replayed at their ``ts`` and the emissions compared with eKuiper's (CASES.md rule 5: trailing empty
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trio
 
-from runtime.replay import replay
+from runtime.tools.replay import replay
 from tests.conformance._harness import HERE, load, record_score, same
 
 UNSUPPORTED_FILE = HERE / "unsupported_rules.toml"

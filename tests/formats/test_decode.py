@@ -230,7 +230,7 @@ def test_decoders_are_reused_per_stream() -> None:
 
 def test_row_check_converts_only_the_fields_read() -> None:
     from runtime.formats.decode import checked_event, row_check
-    from runtime.io.contract import ErrorItem, Event
+    from runtime.model import ErrorItem, Event
 
     definition = stream("json", ("color", STRING), ("size", BIGINT), strict=True)
     assert row_check(stream("json", ("size", BIGINT))) is None  # no STRICT_VALIDATION

@@ -10,7 +10,7 @@ from runtime.clock import Clock
 from runtime.errors import PlanError
 from runtime.io.contract import IoContext, Sink, SinkSpec
 from runtime.io.log import LogSink
-from runtime.io.memory import MemorySink, MemorySource
+from runtime.io.memory.connector import MemorySink, MemorySource
 from runtime.io.nop import NopSink
 from runtime.io.registry import Registry, builtin_registry
 from runtime.io.services import Services

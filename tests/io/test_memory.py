@@ -10,9 +10,11 @@ import trio.testing
 
 from runtime.clock import Clock
 from runtime.errors import PlanError, SinkError, SourceError
-from runtime.io.contract import Batch, ErrorItem, Event, IoContext, SinkSpec, SourceSpec
-from runtime.io.memory import MemoryBus, MemorySink, MemorySource, Published, topic_matches
+from runtime.io.contract import IoContext, SinkSpec, SourceSpec
+from runtime.io.memory.bus import MemoryBus, Published, topic_matches
+from runtime.io.memory.connector import MemorySink, MemorySource
 from runtime.io.services import Services
+from runtime.model import Batch, ErrorItem, Event
 
 
 @pytest.mark.parametrize(

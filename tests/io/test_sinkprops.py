@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from runtime.errors import PlanError
-from runtime.io.contract import Row
 from runtime.io.sinkprops import SinkProps
+from runtime.model import Row
 
 ROWS: list[Row] = [{"a": 1, "b": 2, "c": 3}, {"a": 4, "b": 5, "c": 6}]
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from runtime.errors import PlanError
-from runtime.io.contract import ErrorItem, Event
+from runtime.model import ErrorItem, Event
 from runtime.ops.aggregate import plan_window
 from runtime.ops.window import Pane
 from runtime.sql.aggregates import compile_aggregate

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runtime.errors import PlanError
-from runtime.io.contract import Event
+from runtime.model import Event
 from runtime.ops.dedup import DedupSpec, DedupTrigger, Histogram, dedup_ranges, extract_dedup
 from runtime.sql.ast import FieldRef
 from runtime.sql.expr import EvalError

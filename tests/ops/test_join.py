@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from runtime.errors import PlanError
-from runtime.io.contract import Event, JoinedRow, Row
+from runtime.model import Event, JoinedRow, Row
 from runtime.ops.join import (
     LookupTable,
     ScanTable,

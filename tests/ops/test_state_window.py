@@ -9,9 +9,9 @@ import trio
 import trio.testing
 
 from runtime.errors import SqlError
-from runtime.io.contract import Event
+from runtime.model import Event
 from runtime.ops.window import Pane, StateConditions, WindowSpec, make_window
-from runtime.replay import replay
+from runtime.tools.replay import replay
 
 
 def ev(ts: int, a: int, key: str = "x") -> Event:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from runtime.io.contract import ErrorItem, Event
+from runtime.model import ErrorItem, Event
 from runtime.ops.aggregate import plan_window
 from runtime.ops.project import compile_filter_project, unnest_rows
 from runtime.ops.window import Pane

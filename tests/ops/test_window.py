@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.io.contract import Event
+from runtime.model import Event
 from runtime.ops.window import (
     CountWindow,
     Pane,

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.errors import PlanError, SqlError
-from runtime.keyedstate import KeyedStateStore
 from runtime.sql import functions
 from runtime.sql.expr import compile_expr
 from runtime.sql.parser import parse_select
 from runtime.sql.values import EvalContext, EvalError, Fn
+from runtime.store.keyed import KeyedStateStore
 
 HOSTILE: list[Any] = [
     float("inf"),

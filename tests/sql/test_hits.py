@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.io.contract import Event
+from runtime.model import Event
 from runtime.ops.aggregate import plan_window
 from runtime.ops.project import compile_filter_project
 from runtime.ops.window import Pane

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from runtime.errors import PlanError, SqlError
-from runtime.io.contract import Event
-from runtime.keyedstate import KeyedStateStore
+from runtime.model import Event
 from runtime.ops.aggregate import plan_window
 from runtime.ops.project import compile_filter_project, unnest_rows
 from runtime.ops.window import Pane
 from runtime.sql.expr import EvalContext, EvalError
 from runtime.sql.functions.rulestate import DEDUP_TRIGGER_REFUSAL, SNOWFLAKE_EPOCH_MS, calls_delay
 from runtime.sql.parser import parse_select
+from runtime.store.keyed import KeyedStateStore
 
 
 def project(sql: str, row: dict[str, Any], ctx: EvalContext | None = None) -> dict[str, Any] | None:

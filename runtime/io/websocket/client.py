@@ -29,7 +29,6 @@ from trio_websocket import (
 from runtime.clock import Clock
 from runtime.errors import SinkError
 from runtime.formats.decode import DecodeError, Decoder
-from runtime.io.contract import Batch, ConnectionMetrics, ErrorItem, Event, Outbox, Row
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.tls import (
     Transport,
@@ -39,6 +38,8 @@ from runtime.io.websocket.tls import (
     dial,
     resolve_target,
 )
+from runtime.metrics import ConnectionMetrics
+from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
 LOGGER = logging.getLogger("oort.websocket.client")
 

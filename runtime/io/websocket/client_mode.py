@@ -14,10 +14,11 @@ import trio
 from runtime.errors import SinkError, SourceError
 from runtime.formats import encoder
 from runtime.formats.decode import Decoder
-from runtime.io.contract import Outbox, Row, SinkSpec, SourceSpec
+from runtime.io.contract import SinkSpec, SourceSpec
 from runtime.io.websocket.client import WsClient, client_pool
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.tls import resolve_target
+from runtime.model import Outbox, Row
 
 TEXT_FORMATS = frozenset({"json", "delimited"})  # sent as text frames; every other format as binary frames
 

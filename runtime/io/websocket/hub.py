@@ -34,8 +34,9 @@ except ImportError:  # pragma: no cover - only with a hypercorn other than the p
 
 from runtime.errors import ServerStartError
 from runtime.formats.decode import DecodeError, Decoder
-from runtime.io.contract import Batch, ErrorItem, Event, IoContext, Outbox, Row
+from runtime.io.contract import IoContext
 from runtime.io.websocket.conf import WsConf
+from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -14,9 +14,10 @@ import trio
 from runtime.errors import SinkError, SourceError
 from runtime.formats import encoder
 from runtime.formats.decode import Decoder
-from runtime.io.contract import Outbox, Row, SinkSpec, SourceSpec
+from runtime.io.contract import SinkSpec, SourceSpec
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.hub import hub_of
+from runtime.model import Outbox, Row
 
 TEXT_FORMATS = frozenset({"json", "delimited"})  # sent as text frames; every other format as binary frames
 RELEASE_TIMEOUT = 10.0  # bound on releasing the server (closing clients, freeing the port) when a rule stops

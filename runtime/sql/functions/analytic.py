@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from runtime.io.contract import Row
+from runtime.model import Row
 from runtime.sql.ast import Call, Expr, FieldRef, Literal, NestedRef, Wildcard
 from runtime.sql.functions.base import Check, FunctionDef
 from runtime.sql.values import EvalContext, EvalError, Fn, go_str

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from runtime.io.contract import Row
+from runtime.model import Row
 from runtime.sql.ast import Call, Expr, walk
 from runtime.sql.functions.base import FunctionDef
 from runtime.sql.values import EvalContext, Fn

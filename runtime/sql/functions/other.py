@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from runtime.io.contract import Row
+from runtime.model import Row
 from runtime.sql.ast import Call, Expr, FieldRef, Literal, NestedRef, TimeUnit, Wildcard
 from runtime.sql.functions.base import Check, FunctionDef, scalar
 from runtime.sql.values import EvalContext, EvalError, Fn

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from runtime.errors import EngineError, PlanError
-from runtime.io.contract import Row
+from runtime.model import Row
 from runtime.sql.ast import Call, Expr, FieldRef, Literal, Select, TimeUnit, select_exprs, walk
 from runtime.sql.functions.base import FunctionDef, scalar, with_check
 from runtime.sql.functions.convert import cast_value

@@ -22,7 +22,6 @@ import trio.testing
 from runtime.clock import Clock
 from runtime.errors import SinkError, SourceError
 from runtime.formats.decode import Decoder
-from runtime.io.contract import Batch, ConnectionMetrics, ErrorItem, Event, Row
 from runtime.io.websocket.client import (
     CONNECTED,
     DISCONNECTED,
@@ -32,6 +31,8 @@ from runtime.io.websocket.client import (
 )
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.tls import client_ssl_context, resolve_target
+from runtime.metrics import ConnectionMetrics
+from runtime.model import Batch, ErrorItem, Event, Row
 from tests.conftest import all_task_names
 from tests.io.websocket.client_peer import Peer, engine_services, free_port, json_decoder, server_ssl_context
 from tests.tls_certs import Certs

@@ -13,11 +13,12 @@ import trio
 
 from runtime.clock import Clock
 from runtime.errors import PlanError, SinkError, SourceError
-from runtime.io.contract import Batch, ErrorItem, Event, IoContext, SinkSpec, SourceSpec
+from runtime.io.contract import IoContext, SinkSpec, SourceSpec
 from runtime.io.services import Services
 from runtime.io.websocket.client import CONNECTED, DISCONNECTED, client_pool
 from runtime.io.websocket.client_mode import ClientSink, ClientSource
 from runtime.io.websocket.conf import WsConf
+from runtime.model import Batch, ErrorItem, Event
 from tests.io.websocket.client_peer import Peer, engine_services, free_port, json_decoder
 
 

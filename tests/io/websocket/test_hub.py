@@ -18,10 +18,11 @@ from runtime.clock import Clock
 from runtime.config import SourceConf, TlsConf
 from runtime.errors import ServerStartError
 from runtime.formats.decode import DecodeError, Decoder
-from runtime.io.contract import Batch, ErrorItem, Event, IoContext, Row
+from runtime.io.contract import IoContext
 from runtime.io.services import Services
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.hub import GATHER_FAN_OUT, WsHub, hub_of
+from runtime.model import Batch, ErrorItem, Event, Row
 from tests.tls_certs import Certs
 
 LOCAL = SourceConf(http_server_ip="127.0.0.1", http_server_port=0)

@@ -16,12 +16,13 @@ from runtime.clock import Clock
 from runtime.config import SourceConf, load_config
 from runtime.engine import Engine
 from runtime.errors import ServerStartError, SinkError, SourceError
-from runtime.io.contract import Batch, Event, IoContext, SinkSpec, SourceSpec
+from runtime.io.contract import IoContext, SinkSpec, SourceSpec
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.hub import WsHub, hub_of
 from runtime.io.websocket.server_mode import ServerSink, ServerSource
+from runtime.model import Batch, Event
 from tests.io.websocket.test_hub import LOCAL, connect, json_decoder, refused
 
 

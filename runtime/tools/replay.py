@@ -33,14 +33,15 @@ from runtime.clock import Clock
 from runtime.config import RuleOptions
 from runtime.errors import PlanError
 from runtime.formats.decode import checked_event, row_check
-from runtime.io.contract import Outbox, Row, SinkSpec, SourceSpec
+from runtime.io.contract import SinkSpec, SourceSpec
 from runtime.io.file_source import FileSource
 from runtime.io.registry import Registry
 from runtime.metrics import RuleMetrics
+from runtime.model import Outbox, Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule, source_type
 from runtime.plan.ruledef import parse_rule
-from runtime.rule import RuleEnv, run_rule
+from runtime.rule.pipeline import RuleEnv, run_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
 from runtime.sql.values import go_str, typed

@@ -15,9 +15,9 @@ from typing import Protocol, TypeVar
 import trio
 
 from runtime.clock import Clock
-from runtime.io.contract import Batch, ErrorItem, Event, Row
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics
+from runtime.model import Batch, ErrorItem, Event, Row
 from runtime.ops.project import unnest_rows
 from runtime.ops.window import Watermark
 from runtime.sql.values import EvalContext, EvalError

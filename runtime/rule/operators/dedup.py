@@ -15,12 +15,12 @@ from typing import final
 import trio
 
 from runtime.clock import Clock
-from runtime.io.contract import Batch, ErrorItem, Event
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, EmissionSend, own_channels, rule_context, sleep_delay, touch
+from runtime.model import Batch, Emission, ErrorItem, Event
 from runtime.ops.dedup import DedupTrigger
 from runtime.plan.planner import RulePlan
+from runtime.rule.loop import EmissionSend, own_channels, rule_context, sleep_delay, touch
 from runtime.sql.expr import EvalError
 from runtime.sql.functions.rulestate import calls_delay
 

@@ -17,17 +17,18 @@ from typing import TYPE_CHECKING, final
 
 import trio
 
-from runtime.io.contract import Batch, ErrorItem, Event, IoContext, JoinedRow, Outbox, Row, Source
+from runtime.io.contract import IoContext, Source
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import Emission, EmissionSend, expand_unnest, release_in_time, rule_context, run_batches
+from runtime.model import Batch, Emission, ErrorItem, Event, JoinedRow, Outbox, Row
 from runtime.ops.join import TableSet, emitter, make_table, source_row
 from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_input_source
+from runtime.rule.loop import EmissionSend, expand_unnest, release_in_time, rule_context, run_batches
 from runtime.sql.expr import EvalError
 from runtime.sql.functions.rulestate import calls_delay
 
 if TYPE_CHECKING:
-    from runtime.rule import RuleEnv
+    from runtime.rule.pipeline import RuleEnv
 
 OutboxFactory = Callable[[trio.MemorySendChannel[Batch], OpMetrics], tuple[Outbox, Callable[[], None]]]
 """A stream's channel clone and metrics -> its outbox (the rule's ``bufferFullPolicy``) and a close hook."""

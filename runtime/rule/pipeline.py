@@ -20,16 +20,16 @@ import attrs
 import trio
 
 from runtime.clock import Clock
-from runtime.dedup_rule import DedupOperator
 from runtime.errors import EncodeError
-from runtime.io.contract import Batch, ErrorItem, IoContext, NowaitSink, Outbox, Row, Sink, Source
+from runtime.io.contract import IoContext, NowaitSink, Sink, Source
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.io.sinkprops import SinkProps
-from runtime.join_rule import JoinOperator, make_tables, run_join_sources
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import (
-    Emission,
+from runtime.model import Batch, Emission, ErrorItem, Outbox, Row
+from runtime.ops.window import Watermark
+from runtime.plan.planner import RulePlan, build_sink, build_source
+from runtime.rule.loop import (
     EmissionSend,
     expand_unnest,
     release_in_time,
@@ -37,11 +37,11 @@ from runtime.oploop import (
     run_batches,
     take_queued,
 )
-from runtime.ops.window import Watermark
-from runtime.plan.planner import RulePlan, build_sink, build_source
+from runtime.rule.operators.dedup import DedupOperator
+from runtime.rule.operators.join import JoinOperator, make_tables, run_join_sources
+from runtime.rule.operators.window import WindowOperator
 from runtime.sql.expr import EvalError
 from runtime.sql.functions.rulestate import calls_delay
-from runtime.window_rule import WindowOperator
 
 LOGGER = logging.getLogger("oort.rule")
 

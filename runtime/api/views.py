@@ -273,9 +273,9 @@ async def test_connection(engine: Engine, type_name: str, props: Mapping[str, An
     """
     if type_name != "websocket":
         raise EngineError(f"connection test is not supported for source type {type_name}")
-    from runtime.io.contract import ConnectionMetrics
     from runtime.io.websocket.client import client_pool
     from runtime.io.websocket.conf import parse_ws_conf
+    from runtime.metrics import ConnectionMetrics
 
     values = dict(props)
     path = str(values.pop("datasource", "/") or "/")

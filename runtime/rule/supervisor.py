@@ -13,7 +13,7 @@ from runtime.errors import EngineError
 from runtime.metrics import RuleMetrics
 from runtime.plan.planner import RulePlan
 from runtime.plan.ruledef import RuleDef
-from runtime.rule import RuleEnv, run_rule
+from runtime.rule.pipeline import RuleEnv, run_rule
 
 LOGGER = logging.getLogger("oort.engine")
 

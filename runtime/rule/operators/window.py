@@ -21,11 +21,13 @@ from typing import final
 import trio
 
 from runtime.clock import Clock
-from runtime.io.contract import Batch, ErrorItem, Event, Row
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics, RuleMetrics
-from runtime.oploop import (
-    Emission,
+from runtime.model import Batch, Emission, ErrorItem, Event, Row
+from runtime.ops.join import TableSet, emitter
+from runtime.ops.window import Pane, StateConditions, Watermark, Window, make_window
+from runtime.plan.planner import RulePlan
+from runtime.rule.loop import (
     EmissionSend,
     own_channels,
     rule_context,
@@ -35,9 +37,6 @@ from runtime.oploop import (
     touch,
     with_event_time,
 )
-from runtime.ops.join import TableSet, emitter
-from runtime.ops.window import Pane, StateConditions, Watermark, Window, make_window
-from runtime.plan.planner import RulePlan
 from runtime.sql.expr import EvalContext, EvalError, Fn
 from runtime.sql.functions import function_names, lookup
 from runtime.sql.functions.hits import calls_any
