@@ -21,7 +21,7 @@ import trio
 from runtime.api.server import serve_api
 from runtime.config import PY_LOG_LEVELS, Config, load_config
 from runtime.engine import Engine
-from runtime.errors import ConfigError, EngineError
+from runtime.errors import ConfigError, EngineError, leaves
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_statements
 
@@ -55,17 +55,10 @@ def main(etc_dir: Path, data_dir: Path) -> int:
     try:
         trio.run(serve, config, etc_dir, data_dir)
     except* EngineError as group:  # e.g. the REST port is taken: one clear line, no traceback
-        failures.extend(_leaves(group))
+        failures.extend(leaves(group))
     for failure in failures:
         LOGGER.error("%s", failure)
     return 1 if failures else 0
-
-
-def _leaves(group: BaseExceptionGroup[EngineError]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 async def serve(

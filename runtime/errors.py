@@ -115,3 +115,14 @@ def map_exceptions(mapping: Mapping[type[BaseException], type[EngineError]]) -> 
             if isinstance(exc, from_exc):
                 raise to_exc(str(exc)) from exc
         raise
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The real failures inside ``exc``: every non-group exception of a (nested) exception group, in order, or
+    ``[exc]`` itself when it is no group. Trio's strict nurseries wrap what a task raised; this unwraps it."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    found: list[BaseException] = []
+    for inner in exc.exceptions:
+        found.extend(leaves(inner))
+    return found

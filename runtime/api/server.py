@@ -15,7 +15,7 @@ from hypercorn.typing import ASGIFramework
 
 from runtime.api.routes import make_app
 from runtime.engine import Engine
-from runtime.errors import ServerStartError
+from runtime.errors import ServerStartError, leaves
 
 LOGGER = logging.getLogger("oort.api.server")
 HYPERCORN_LOGGER = logging.getLogger("oort.api.hypercorn")
@@ -95,18 +95,12 @@ async def serve_api(
     except BaseExceptionGroup as group:
         # hypercorn's bind failure arrives as ExceptionGroup(ExceptionGroup(OSError)) (STACK.md §a); callers
         # should see one domain error, not the nesting of nurseries they do not own.
-        leaves = _leaves(group)
-        if all(isinstance(exc, OSError) for exc in leaves):
-            first = leaves[0]
+        failures = leaves(group)
+        if all(isinstance(exc, OSError) for exc in failures):
+            first = failures[0]
             reason = first.strerror if isinstance(first, OSError) and first.strerror else str(first)
             raise ServerStartError(f"cannot bind {host}:{port}: {reason}") from group
-        if all(isinstance(exc, ServerStartError) for exc in leaves):
-            raise leaves[0] from group
+        if all(isinstance(exc, ServerStartError) for exc in failures):
+            raise failures[0] from group
         raise
 
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found

@@ -9,7 +9,7 @@ from typing import final
 
 import trio
 
-from runtime.errors import EngineError
+from runtime.errors import EngineError, leaves
 from runtime.metrics import RuleMetrics
 from runtime.plan.planner import RulePlan
 from runtime.plan.ruledef import RuleDef
@@ -157,7 +157,4 @@ class _Started:
 
 def _describe(exc: BaseException) -> str:
     """The innermost message(s) of a failure, without the ExceptionGroup wrapping of nurseries."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
-    text = str(exc)
-    return text if text else type(exc).__name__
+    return "; ".join(str(leaf) or type(leaf).__name__ for leaf in leaves(exc))
