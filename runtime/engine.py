@@ -32,7 +32,7 @@ from runtime.model import Row
 from runtime.plan.catalog import KINDS, Catalog
 from runtime.plan.planner import RulePlan, check_connectors, plan_rule
 from runtime.plan.ruledef import RuleDef, parse_rule
-from runtime.rule.pipeline import RuleEnv
+from runtime.rule.loop import RuleEnv
 from runtime.rule.supervisor import RuleState, supervise
 from runtime.sql.ast import DescribeStmt, DropStmt, ShowStmt, StreamDef
 from runtime.sql.ddl import describe_text, stream_json

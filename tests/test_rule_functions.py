@@ -20,8 +20,9 @@ from runtime.model import Batch, Emission, Event, Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule
 from runtime.plan.ruledef import parse_rule
+from runtime.rule.loop import RuleEnv
 from runtime.rule.operators.dedup import DedupOperator
-from runtime.rule.pipeline import RuleEnv, run_rule
+from runtime.rule.pipeline import run_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
 from runtime.store.keyed import KEYED_STATE_FILE, KeyedStateStore

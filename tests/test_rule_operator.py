@@ -16,12 +16,14 @@ from runtime.config import RuleOptions
 from runtime.errors import EncodeError, SinkError
 from runtime.io.contract import SinkSpec
 from runtime.io.nop import NopSink
+from runtime.io.services import Services
 from runtime.metrics import RuleMetrics
 from runtime.model import Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule
 from runtime.plan.ruledef import parse_rule
-from runtime.rule.pipeline import RuleEnv, run_rule
+from runtime.rule.loop import RuleEnv
+from runtime.rule.pipeline import run_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
 from runtime.tools.replay import replay, replay_registry
@@ -127,7 +129,7 @@ async def _run_inline(
         {"id": "r", "sql": "SELECT size FROM demo WHERE size > 1", "actions": actions}, RuleOptions()
     )
     plan = plan_rule(rule, catalog, registry)
-    env = RuleEnv(clock=Clock(T0), services=None, registry=registry, etc_dir=Path("/nonexistent"))
+    env = RuleEnv(clock=Clock(T0), services=Services(), registry=registry, etc_dir=Path("/nonexistent"))
     metrics = RuleMetrics()
     try:
         with trio.fail_after(LIMIT_S):

@@ -103,4 +103,3 @@ async def serve_api(
         if all(isinstance(exc, ServerStartError) for exc in failures):
             raise failures[0] from group
         raise
-

@@ -1,5 +1,6 @@
-"""What every rule operator task shares: its emission type, its expression context, its channel ownership,
-the ``delay()`` sleep, and the plain batch loop of operators without timers.
+"""The operator loop: the ``Operator`` protocol every rule operator task follows, what a rule run gets from the
+engine (``RuleEnv``), and what the operators share: their expression context, channel ownership, the ``delay()``
+sleep, batch coalescing, per-batch metrics and the plain batch loop of operators without timers.
 
 The four operators (plain, window, stream–table join, ``dedup_trigger``) differ in what they do to a batch and
 in whether they wait for a deadline too; how they take their channels, build their context and report per-batch
@@ -10,33 +11,61 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import Protocol, TypeVar
+from pathlib import Path
+from typing import Protocol, TypeVar, final
 
+import attrs
 import trio
 
 from runtime.clock import Clock
+from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics
-from runtime.model import Batch, ErrorItem, Event, Row
+from runtime.model import Batch, Emission, ErrorItem, Event, Row
 from runtime.ops.project import unnest_rows
 from runtime.ops.window import Watermark
 from runtime.sql.values import EvalContext, EvalError
 
 _T = TypeVar("_T")
 
-Emission = list[Row] | ErrorItem
-"""What an operator sends to the sinks: the rows of one result, or an error (sent only with ``sendError``)."""
-
 
 class EmissionSend(Protocol):
     """Where an operator sends its emissions for one sink: the sink task's channel (``trio.MemorySendChannel``),
-    or a sink written inline by the operator task (``rule._InlineSink``). ``aclose`` ends that sink."""
+    or a sink written inline by the operator task (``runtime.rule.pipeline._InlineSink``). ``aclose`` ends that sink."""
 
     def send_nowait(self, value: list[Emission]) -> None: ...
 
     async def send(self, value: list[Emission]) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@final
+@attrs.frozen
+class RuleEnv:
+    """What a rule run needs from the engine, passed down explicitly (no module state)."""
+
+    clock: Clock
+    services: Services
+    registry: Registry
+    etc_dir: Path
+
+
+class Operator(Protocol):
+    """A rule's operator task: takes batches from the source channel, sends emissions to every sink.
+
+    ``run`` owns both ends it is given (``own_channels``): it closes the sink channels when its input ends, which
+    is how the sinks learn the rule is done. The four kinds live in ``runtime.rule.operators``: ``plain`` (WHERE
+    and SELECT), ``window``, ``join`` (stream-table without window) and ``dedup`` (``dedup_trigger``).
+    """
+
+    async def run(
+        self,
+        recv: trio.MemoryReceiveChannel[Batch],
+        sends: list[EmissionSend],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None: ...
 
 
 def rule_context(rule_id: str, clock: Clock, services: Services | None) -> EvalContext:

@@ -13,7 +13,8 @@ from runtime.errors import EngineError, leaves
 from runtime.metrics import RuleMetrics
 from runtime.plan.planner import RulePlan
 from runtime.plan.ruledef import RuleDef
-from runtime.rule.pipeline import RuleEnv, run_rule
+from runtime.rule.loop import RuleEnv
+from runtime.rule.pipeline import run_rule
 
 LOGGER = logging.getLogger("oort.engine")
 

@@ -36,12 +36,14 @@ from runtime.formats.decode import checked_event, row_check
 from runtime.io.contract import SinkSpec, SourceSpec
 from runtime.io.file_source import FileSource
 from runtime.io.registry import Registry
+from runtime.io.services import Services
 from runtime.metrics import RuleMetrics
 from runtime.model import Outbox, Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule, source_type
 from runtime.plan.ruledef import parse_rule
-from runtime.rule.pipeline import RuleEnv, run_rule
+from runtime.rule.loop import RuleEnv
+from runtime.rule.pipeline import run_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
 from runtime.sql.values import go_str, typed
@@ -198,7 +200,7 @@ async def replay(
         raw = {**rule, "id": rule.get("id") or "replay", "actions": [{COLLECTOR: {}}]}
         rule_def = parse_rule(raw, RuleOptions())
         plan = plan_rule(rule_def, catalog, registry)
-        env = RuleEnv(clock=clock, services=None, registry=registry, etc_dir=Path(tmp) / "etc")
+        env = RuleEnv(clock=clock, services=Services(), registry=registry, etc_dir=Path(tmp) / "etc")
         await run_rule(plan, env, RuleMetrics() if metrics is None else metrics)
     return out
 

@@ -1,6 +1,6 @@
 """The operator task of a ``dedup_trigger`` rule: WHERE, the holding stage of ``runtime.ops.dedup``, then SELECT.
 
-It has ``_Operator``'s ``run(recv, sends)`` shape plus one timer: each iteration waits for the next batch under
+It follows the ``Operator`` protocol of ``runtime.rule.loop`` plus one timer: each iteration waits for the next batch under
 ``trio.move_on_at`` the deadline the stage asked for (eKuiper's ``timex.GetTimer``), so held rows are released
 when their end comes even if no later row reaches it. Metric nodes follow eKuiper's plan:
 ``op_2_filter`` (with WHERE), ``op_N_dedup_trigger``, ``op_N+1_project``.

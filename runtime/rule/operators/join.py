@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, final
+from typing import final
 
 import trio
 
@@ -23,12 +23,9 @@ from runtime.model import Batch, Emission, ErrorItem, Event, JoinedRow, Outbox, 
 from runtime.ops.join import TableSet, emitter, make_table, source_row
 from runtime.ops.window import Watermark
 from runtime.plan.planner import RulePlan, build_input_source
-from runtime.rule.loop import EmissionSend, expand_unnest, release_in_time, rule_context, run_batches
+from runtime.rule.loop import EmissionSend, RuleEnv, expand_unnest, release_in_time, rule_context, run_batches
 from runtime.sql.expr import EvalError
 from runtime.sql.functions.rulestate import calls_delay
-
-if TYPE_CHECKING:
-    from runtime.rule.pipeline import RuleEnv
 
 OutboxFactory = Callable[[trio.MemorySendChannel[Batch], OpMetrics], tuple[Outbox, Callable[[], None]]]
 """A stream's channel clone and metrics -> its outbox (the rule's ``bufferFullPolicy``) and a close hook."""

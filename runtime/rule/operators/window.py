@@ -1,6 +1,6 @@
 """The operator task of a window rule: one trio loop around the pure window state machine (STYLE.md §5 step 3).
 
-It sits beside ``rule.py``'s ``_Operator`` and has the same ``run(recv, sends)`` shape. Each iteration waits
+It follows the ``Operator`` protocol of ``runtime.rule.loop``, beside the plain operator. Each iteration waits
 for the next batch under ``trio.move_on_at(window.next_due)``; on timeout the due panes fire, otherwise every
 event goes through window FILTER, the WHERE pushed below the window (tumbling, hopping, session), then into
 the window. Before an event is added, panes due at or before its time fire, so the outcome does not depend
