@@ -15,18 +15,15 @@ from typing import Any, final
 
 import attrs
 
-from runtime.errors import PlanError
 from runtime.model import ErrorItem, Event, Row
 from runtime.ops.project import FilterProject, compile_filter_project, output_key, unnest_rows
-from runtime.ops.window import UNIT_MS, Pane, WindowSpec
+from runtime.ops.window import Pane
 from runtime.sql.aggregates import GroupFn, compile_aggregate, is_aggregate
 from runtime.sql.ast import (
     Call,
     Expr,
     FieldRef,
-    Literal,
     Select,
-    TimeUnit,
     Wildcard,
     map_expr,
     select_exprs,
@@ -330,101 +327,3 @@ def _lift_aggregates(select: Select) -> tuple[Select, list[tuple[str, GroupFn]]]
     order = tuple(attrs.evolve(item, expr=map_expr(item.expr, lift)) for item in select.order_by)
     lifted = attrs.evolve(select, fields=tuple(fields), having=having, order_by=order)
     return lifted, [(name, compile_aggregate(call, resolve)) for call, name in slots.items()]
-
-
-@final
-@attrs.frozen
-class WindowPlan:
-    """A window rule's compiled parts: the window spec, its FILTER and OVER (WHEN) conditions, the WHERE that
-    runs per event below the window (tumbling, hopping, session, state), and the post-window query."""
-
-    spec: WindowSpec
-    filter: Fn | None
-    trigger: Fn | None
-    where: Fn | None
-    query: WindowQuery
-    state: tuple[Fn, ...] = ()  # STATEWINDOW's begin (and emit) conditions
-    partition: tuple[Fn, ...] = ()  # its OVER (PARTITION BY ...)
-
-
-def window_call(select: Select) -> Call | None:
-    """The window function call in GROUP BY, if any."""
-    for expr in select.group_by:
-        if isinstance(expr, Call):
-            fdef = lookup(expr.name)
-            if fdef is not None and fdef.kind == "window":
-                return expr
-    return None
-
-
-def plan_window(
-    select: Select, *, event_time: bool = False, send_nil_field: bool = False, push_where: bool = True
-) -> WindowPlan | None:
-    """The window plan of a query with a window in GROUP BY; None for a query without one.
-
-    ``push_where`` False keeps WHERE after the window (a join's WHERE reads the joined rows).
-
-    Raises:
-      PlanError: GROUP BY without a window, or a window kind not supported.
-    """
-    call = window_call(select)
-    if call is None:
-        if select.group_by:
-            raise PlanError("select stmt group by should be used with window")
-        return None
-    spec = window_spec(call)
-    dims = tuple(e for e in select.group_by if e is not call)
-    # eKuiper pushes WHERE below every window but count and sliding ones, in processing time only (§C.4, C.6).
-    pushed = push_where and not event_time and spec.kind in ("tumbling", "hopping", "session", "state")
-    query = compile_window_query(
-        attrs.evolve(select, group_by=dims), where_after_window=not pushed, send_nil_field=send_nil_field
-    )
-    when = call.over.when if call.over is not None else None
-    trigger = compile_expr(when) if when is not None else None
-    if trigger is not None and calls_any([when], HIT_FUNCTIONS):
-        trigger = recording_hits(trigger)  # each triggering event is a hit (last_hit_time() in OVER WHEN)
-    where = compile_expr(select.where) if pushed and select.where is not None else None
-    if where is not None and reads_hits(select.where, select):
-        where = recording_hits(where)
-    state: tuple[Fn, ...] = ()
-    partition: tuple[Fn, ...] = ()
-    if spec.kind == "state":
-        state = tuple(compile_expr(arg) for arg in call.args)
-        partition = tuple(compile_expr(e) for e in call.over.partition_by) if call.over is not None else ()
-        trigger = None  # a state window's conditions are its triggers
-    return WindowPlan(
-        spec=spec,
-        filter=compile_expr(call.filter) if call.filter is not None else None,
-        trigger=trigger,
-        where=where,
-        query=query,
-        state=state,
-        partition=partition,
-    )
-
-
-def window_spec(call: Call) -> WindowSpec:
-    """``TUMBLINGWINDOW(ss, 1)`` and friends -> ``WindowSpec`` (arguments were validated by the parser)."""
-    name = call.name
-    if name == "countwindow":
-        counts = [_int_arg(a) for a in call.args]
-        return WindowSpec("count", counts[0], counts[1] if len(counts) > 1 else 0)
-    if name == "statewindow":
-        return WindowSpec("state", 0)
-    unit_expr = call.args[0]
-    unit = unit_expr.unit if isinstance(unit_expr, TimeUnit) else "ms"
-    scale = UNIT_MS[unit]
-    values = [_int_arg(a) * scale for a in call.args[1:]]
-    if name == "tumblingwindow":
-        return WindowSpec("tumbling", values[0], unit=unit)
-    if name == "hoppingwindow":
-        return WindowSpec("hopping", values[0], hop=values[1], unit=unit)
-    if name == "slidingwindow":
-        return WindowSpec("sliding", values[0], delay=values[1] if len(values) > 1 else 0, unit=unit)
-    return WindowSpec("session", values[0], timeout=values[1], unit=unit)
-
-
-def _int_arg(expr: Expr) -> int:
-    if isinstance(expr, Literal) and type(expr.value) is int:
-        return expr.value
-    raise PlanError(f"window argument {expr} must be an integer literal")

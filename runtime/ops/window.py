@@ -15,13 +15,12 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Collection, Hashable, Mapping
 from types import MappingProxyType
-from typing import Literal, final
+from typing import TypeVar, final
 
 import attrs
 
 from runtime.model import Event
-
-WindowKind = Literal["tumbling", "hopping", "sliding", "session", "count", "state"]
+from runtime.sql.windows import WindowKindName
 
 UNIT_MS: Mapping[str, int] = MappingProxyType(
     {"ms": 1, "ss": 1000, "mi": 60_000, "hh": 3_600_000, "dd": 86_400_000}
@@ -33,6 +32,7 @@ _ALIGN_BASE_MS: Mapping[str, int] = MappingProxyType(
 
 Trigger = Callable[[Event], bool]
 PartitionKey = Callable[[Event], Hashable]
+_W = TypeVar("_W", bound="Window")
 
 
 @final
@@ -44,7 +44,7 @@ class WindowSpec:
     ``delay``: sliding emission delay. ``timeout``: session inactivity timeout. ``unit``: the time unit.
     """
 
-    kind: WindowKind
+    kind: WindowKindName
     size: int
     hop: int = 0
     delay: int = 0
@@ -70,10 +70,29 @@ def aligned_end(start_ms: int, unit: str, value: int) -> int:
     return base + step * ((start_ms - base) // step + 1)
 
 
+@attrs.frozen
+class WindowStart:
+    """What a rule run gives a new window: its spec, the run's start time, the OVER (WHEN) trigger (sliding) and
+    the conditions (state)."""
+
+    spec: WindowSpec
+    start_ms: int
+    trigger: Trigger | None = None
+    state: StateConditions | None = None
+
+
 class Window:
-    """Base of the window state machines (see the module docstring for the protocol)."""
+    """Base of the window state machines (see the module docstring for the protocol).
+
+    Each concrete class is registered with ``@window_class(kind, ...)`` for the ``WindowSpec.kind`` values it
+    runs (the kinds of ``runtime.sql.windows.WINDOW_KINDS``) and builds itself from a ``WindowStart`` in ``make``.
+    """
 
     next_due: int | None = None
+
+    @classmethod
+    def make(cls, start: WindowStart) -> Window:
+        raise NotImplementedError
 
     def add(self, event: Event) -> list[Pane]:
         raise NotImplementedError
@@ -82,9 +101,28 @@ class Window:
         return []
 
 
+_CLASSES: dict[str, type[Window]] = {}
+
+
+def window_class(*kinds: WindowKindName) -> Callable[[type[_W]], type[_W]]:
+    """Register a ``Window`` class as the state machine of the window kinds ``kinds``."""
+
+    def register(cls: type[_W]) -> type[_W]:
+        for kind in kinds:
+            _CLASSES[kind] = cls
+        return cls
+
+    return register
+
+
 @final
+@window_class("tumbling", "hopping")
 class PeriodicWindow(Window):
     """Tumbling and hopping windows: a timer at each window end emits ``[end-size, end)``, also when empty."""
+
+    @classmethod
+    def make(cls, start: WindowStart) -> Window:
+        return cls(start.spec, start.start_ms)
 
     def __init__(self, spec: WindowSpec, start_ms: int) -> None:
         self._size = spec.size
@@ -121,8 +159,13 @@ class PeriodicWindow(Window):
 
 
 @final
+@window_class("sliding")
 class SlidingWindow(Window):
     """Per triggering event t: ``[t-size, t]`` at once, or with a delay d ``[t-size, t+d)`` at t+d."""
+
+    @classmethod
+    def make(cls, start: WindowStart) -> Window:
+        return cls(start.spec, start.trigger)
 
     def __init__(self, spec: WindowSpec, trigger: Trigger | None) -> None:
         self._size = spec.size
@@ -155,8 +198,13 @@ class SlidingWindow(Window):
 
 
 @final
+@window_class("session")
 class SessionWindow(Window):
     """Closes ``timeout`` after its last event, or at a max-duration tick once it has lasted that long."""
+
+    @classmethod
+    def make(cls, start: WindowStart) -> Window:
+        return cls(start.spec, start.start_ms)
 
     def __init__(self, spec: WindowSpec, start_ms: int) -> None:
         self._max = spec.size
@@ -207,8 +255,13 @@ class SessionWindow(Window):
 
 
 @final
+@window_class("count")
 class CountWindow(Window):
     """Every ``m`` events, the latest ``n`` events (nothing until ``n`` exist); start = end = emission time."""
+
+    @classmethod
+    def make(cls, start: WindowStart) -> Window:
+        return cls(start.spec)
 
     def __init__(self, spec: WindowSpec) -> None:
         self._n = spec.size
@@ -251,6 +304,7 @@ class _StateStatus:
 
 
 @final
+@window_class("state")
 class StateWindow(Window):
     """Condition-driven windows (eKuiper's v2 state window), one per partition key; no timers.
 
@@ -260,6 +314,11 @@ class StateWindow(Window):
     true event emits the window collected so far (without itself) and opens the next one with itself. A pane
     spans the opening event's time to the emitting event's time.
     """
+
+    @classmethod
+    def make(cls, start: WindowStart) -> Window:
+        assert start.state is not None, "a state window needs its conditions"
+        return cls(start.state)
 
     def __init__(self, conditions: StateConditions) -> None:
         self._begin = conditions.begin
@@ -295,17 +354,13 @@ def make_window(
     spec: WindowSpec, start_ms: int, trigger: Trigger | None = None, state: StateConditions | None = None
 ) -> Window:
     """A fresh window state machine for a rule run that starts at ``start_ms`` (``state``: a state window's
-    conditions, required for ``spec.kind == "state"``)."""
-    if spec.kind == "state":
-        assert state is not None
-        return StateWindow(state)
-    if spec.kind in ("tumbling", "hopping"):
-        return PeriodicWindow(spec, start_ms)
-    if spec.kind == "sliding":
-        return SlidingWindow(spec, trigger)
-    if spec.kind == "session":
-        return SessionWindow(spec, start_ms)
-    return CountWindow(spec)
+    conditions, required for ``spec.kind == "state"``): the class registered for ``spec.kind``."""
+    return _CLASSES[spec.kind].make(WindowStart(spec, start_ms, trigger, state))
+
+
+def window_classes() -> dict[str, type[Window]]:
+    """Each registered window kind and its class (what ``make_window`` picks from)."""
+    return dict(_CLASSES)
 
 
 @final

@@ -17,12 +17,12 @@ from runtime.errors import ConfigError, PlanError
 from runtime.io.contract import IoContext, Sink, SinkSpec, Source, SourceSpec
 from runtime.io.registry import Registry
 from runtime.io.sinkprops import SinkProps
-from runtime.ops.aggregate import WindowPlan, plan_window
 from runtime.ops.dedup import DedupSpec, extract_dedup
 from runtime.ops.join import JoinPlan, compile_join
 from runtime.ops.project import FilterProject, compile_filter_project
 from runtime.plan.catalog import Catalog
 from runtime.plan.ruledef import RuleDef
+from runtime.plan.window import WindowPlan, plan_window
 from runtime.sql.ast import BinaryOp, Select, SelectField, SourceRef, StreamDef, Wildcard
 from runtime.sql.parser import parse_select
 from runtime.sql.semantic import fields_read

@@ -8,8 +8,8 @@ import pytest
 
 from runtime.errors import PlanError
 from runtime.model import ErrorItem, Event
-from runtime.ops.aggregate import plan_window
 from runtime.ops.window import Pane
+from runtime.plan.window import plan_window
 from runtime.sql.aggregates import compile_aggregate
 from runtime.sql.ast import Call
 from runtime.sql.expr import EvalContext, EvalError

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from runtime.model import ErrorItem, Event
-from runtime.ops.aggregate import plan_window
 from runtime.ops.project import compile_filter_project, unnest_rows
 from runtime.ops.window import Pane
+from runtime.plan.window import plan_window
 from runtime.sql.expr import EvalContext, EvalError
 from runtime.sql.parser import parse_select
 

@@ -111,3 +111,15 @@ def test_watermark_orders_and_drops_late_events() -> None:
     assert wm.value == T0 + 2600
     assert wm.push(ev(T0 + 2500)) == []  # older than the watermark: late
     assert wm.dropped == 1
+
+
+def test_every_window_kind_has_one_row_and_a_registered_class() -> None:
+    # The table of window kinds is what the parser checks and planning reads; the factory must run each of them.
+    from runtime.ops.window import window_classes
+    from runtime.sql.windows import BY_FUNCTION, WINDOW_KINDS
+
+    assert set(window_classes()) == {kind.kind for kind in WINDOW_KINDS}
+    assert len(BY_FUNCTION) == len(WINDOW_KINDS)
+    for kind in WINDOW_KINDS:
+        assert kind.function.endswith("window")
+        assert kind.conditions or kind.params[0] == "size"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.model import Event
-from runtime.ops.aggregate import plan_window
 from runtime.ops.project import compile_filter_project
 from runtime.ops.window import Pane
+from runtime.plan.window import plan_window
 from runtime.sql.expr import EvalContext
 from runtime.sql.functions.hits import AGG_HIT_COUNT, AGG_HIT_TIME, HIT_COUNT, HIT_TIME, record_hit
 from runtime.sql.parser import parse_select

@@ -9,9 +9,9 @@ import pytest
 
 from runtime.errors import PlanError, SqlError
 from runtime.model import Event
-from runtime.ops.aggregate import plan_window
 from runtime.ops.project import compile_filter_project, unnest_rows
 from runtime.ops.window import Pane
+from runtime.plan.window import plan_window
 from runtime.sql.expr import EvalContext, EvalError
 from runtime.sql.functions.rulestate import DEDUP_TRIGGER_REFUSAL, SNOWFLAKE_EPOCH_MS, calls_delay
 from runtime.sql.parser import parse_select

@@ -13,6 +13,7 @@ from runtime.model import Row
 from runtime.sql.ast import Call, Expr, FieldRef, Literal, NestedRef, TimeUnit, Wildcard
 from runtime.sql.functions.base import Check, FunctionDef, scalar
 from runtime.sql.values import EvalContext, EvalError, Fn
+from runtime.sql.windows import WINDOW_KINDS, WindowKind
 
 
 def _meta_path(arg: Expr) -> list[str]:
@@ -61,26 +62,26 @@ def _check_mqtt(call: Call) -> str | None:
     return None
 
 
-def _window_check(name: str, arities: tuple[int, ...], timed: bool) -> Check:
+def _window_check(kind: WindowKind) -> Check:
+    name = kind.function
+
     def check(call: Call) -> str | None:
         n = len(call.args)
-        if n not in arities:
-            expect = " or ".join(str(a) for a in arities)
+        if n not in kind.arities:
+            expect = " or ".join(str(a) for a in kind.arities)
             return f"The arguments for {name} should be {expect}."
-        if timed and not isinstance(call.args[0], TimeUnit):
+        if kind.timed and not isinstance(call.args[0], TimeUnit):
             return (
                 f"The 1st argument for {name} is expecting timer literal expression. "
                 "One value of [dd|hh|mi|ss|ms]."
             )
-        rest = call.args[1:] if timed else call.args
+        rest = call.args[1:] if kind.timed else call.args
+        values: list[int] = []
         for arg in rest:
             if not (isinstance(arg, Literal) and type(arg.value) is int):
                 return f"The arguments for {name} should be integer literals."
-        if name == "countwindow" and n == 2:
-            first, second = (arg.value for arg in rest if isinstance(arg, Literal))
-            if second > first:
-                return f"The second parameter value {second} should be less than the first parameter {first}."
-        return None
+            values.append(arg.value)
+        return kind.check(values) if kind.check is not None else None
 
     return check
 
@@ -112,13 +113,10 @@ def operator_owned_defs() -> Iterable[FunctionDef]:
     )
     # unnest() yields its argument; the projection then expands the array (``ops.project.unnest_rows``).
     yield FunctionDef("unnest", kind="srf", min_args=1, max_args=1, compile=lambda c, sub: sub(c.args[0]))
-    windows = {
-        "tumblingwindow": ((2,), True),
-        "hoppingwindow": ((3,), True),
-        "slidingwindow": ((2, 3), True),
-        "sessionwindow": ((3,), True),
-        "countwindow": ((1, 2), False),
-    }
-    for name, (arities, timed) in windows.items():
-        yield FunctionDef(name, kind="window", check=_window_check(name, arities, timed))
-    yield FunctionDef("statewindow", kind="window", min_args=1, max_args=2)
+    for kind in WINDOW_KINDS:
+        if kind.conditions:  # conditions are expressions of any type: only their count is checked here
+            yield FunctionDef(
+                kind.function, kind="window", min_args=min(kind.arities), max_args=max(kind.arities)
+            )
+        else:
+            yield FunctionDef(kind.function, kind="window", check=_window_check(kind))
