@@ -19,9 +19,8 @@ from typing import Any, final
 import attrs
 import trio
 
-from runtime import __version__
 from runtime.clock import Clock
-from runtime.config import Config
+from runtime.config import VERSION, Config
 from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 from runtime.io.contract import IoContext
 from runtime.io.memory.bus import Published
@@ -30,9 +29,10 @@ from runtime.io.services import Services, props_from_environ
 from runtime.metrics import RuleMetrics
 from runtime.model import Row
 from runtime.plan.catalog import KINDS, Catalog
-from runtime.plan.planner import RulePlan, check_connectors, plan_rule
+from runtime.plan.planner import RulePlan, plan_rule
 from runtime.plan.ruledef import RuleDef, parse_rule
 from runtime.rule.loop import RuleEnv
+from runtime.rule.pipeline import check_connectors
 from runtime.rule.supervisor import RuleState, supervise
 from runtime.sql.ast import DescribeStmt, DropStmt, ShowStmt, StreamDef
 from runtime.sql.ddl import describe_text, stream_json
@@ -104,7 +104,14 @@ class Engine:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Load the catalog, start every rule whose ``triggered`` is true, then supervise until cancelled.
 
-        Cancellation: cancelling stops every rule; each rule's sinks are flushed and closed before this returns.
+        The nursery opened here is the supervisor nursery: every rule's supervisor task runs in it, and so do
+        the engine-wide connector services that outlive single rules (``self.services``, attached to it):
+        the global websocket data server (``services.data_server``), started by the first server-mode source
+        or sink and stopped by the last, and the shared websocket client connections
+        (``services.ws_clients``).
+
+        Cancellation: cancelling stops every rule; each rule's sinks are flushed and closed, and the data
+        server's port and every shared connection are released, before this returns.
         """
         if self._clock is None:
             self._clock = Clock()
@@ -132,7 +139,7 @@ class Engine:
 
     def info(self) -> dict[str, Any]:
         return {
-            "version": __version__,
+            "version": VERSION,
             "os": platform.system().lower(),
             "arch": platform.machine(),
             "upTimeSeconds": (self.clock.now_ms() - self._started_at) // 1000,
@@ -426,11 +433,14 @@ class Engine:
             state.rule = state.rule.with_triggered(triggered)
             self._persist(state.rule)
 
+    def _rule_env(self) -> RuleEnv:
+        return RuleEnv(clock=self.clock, services=self.services, registry=self.registry, etc_dir=self.etc_dir)
+
     def _plan(self, rule: RuleDef) -> RulePlan:
         """Plan a new or changed rule and validate its connectors' properties, raising what is wrong."""
         plan = plan_rule(rule, self.catalog, self.registry)
         ctx = IoContext(rule_id=rule.id, clock=self.clock, services=self.services, logger=LOGGER)
-        check_connectors(plan, self.registry, self.etc_dir, ctx)
+        check_connectors(plan, self._rule_env(), ctx)
         return plan
 
     def _rule_sources(self, rule: RuleDef) -> tuple[str, ...]:
@@ -450,7 +460,7 @@ class Engine:
             plan = plan_rule(state.rule, self.catalog, self.registry)
         state.stopped = trio.Event()
         state.scope = trio.CancelScope()
-        env = RuleEnv(clock=self.clock, services=self.services, registry=self.registry, etc_dir=self.etc_dir)
+        env = self._rule_env()
         replan = functools.partial(plan_rule, catalog=self.catalog, registry=self.registry)
         await self._nursery.start(functools.partial(supervise, state, plan, env, replan, self._random))
 

@@ -6,17 +6,11 @@ SQL), so REST ``POST /rules`` can refuse a rule before anything runs.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, final
+from typing import Protocol, final
 
 import attrs
-import orjson
 
-from runtime.config import conf_group
-from runtime.errors import ConfigError, PlanError
-from runtime.io.contract import IoContext, Sink, SinkSpec, Source, SourceSpec
-from runtime.io.registry import Registry
-from runtime.io.sinkprops import SinkProps
+from runtime.errors import PlanError
 from runtime.ops.dedup import DedupSpec, extract_dedup
 from runtime.ops.join import JoinPlan, compile_join
 from runtime.ops.project import FilterProject, compile_filter_project
@@ -25,7 +19,16 @@ from runtime.plan.ruledef import RuleDef
 from runtime.plan.window import WindowPlan, plan_window
 from runtime.sql.ast import BinaryOp, Select, SelectField, SourceRef, StreamDef, Wildcard
 from runtime.sql.parser import parse_select
-from runtime.sql.semantic import fields_read
+
+
+class ConnectorTypes(Protocol):
+    """What planning needs of the connector registry (``runtime.io.registry.Registry``): whether a source or
+    sink type exists. Each method raises PlanError naming the registered types when it does not."""
+
+    def source_factory(self, type_name: str) -> object: ...
+
+    def sink_factory(self, type_name: str) -> object: ...
+
 
 DEFAULT_STREAM_TYPE = "mqtt"  # eKuiper's default when TYPE is absent
 DEFAULT_TABLE_TYPE = "file"
@@ -77,7 +80,7 @@ def source_type(stream: StreamDef) -> str:
     return DEFAULT_STREAM_TYPE if stream.kind == "stream" else DEFAULT_TABLE_TYPE
 
 
-def plan_rule(rule: RuleDef, catalog: Catalog, registry: Registry) -> RulePlan:
+def plan_rule(rule: RuleDef, catalog: Catalog, registry: ConnectorTypes) -> RulePlan:
     """Parse and check a rule against the catalog and the connector registry.
 
     Raises:
@@ -153,8 +156,9 @@ def _where_stage(select: Select) -> FilterProject | None:
     return compile_filter_project(filtering, send_nil_field=True)
 
 
-def _plan_join_rule(rule: RuleDef, select: Select, catalog: Catalog, registry: Registry) -> RulePlan:
-    """A rule over several streams (inside a window) and tables (SURFACE.md §C.4 JOIN)."""
+def _plan_join_rule(rule: RuleDef, select: Select, catalog: Catalog, registry: ConnectorTypes) -> RulePlan:
+    """A rule over several streams (inside a window) and tables (eKuiper docs sqls/query_language_elements.md,
+    JOIN)."""
     inputs: list[SourceInput] = []
     for ref in select.sources:
         definition = catalog.streams["stream"].get(ref.name) or catalog.streams["table"].get(ref.name)
@@ -210,67 +214,3 @@ def _plan_join_rule(rule: RuleDef, select: Select, catalog: Catalog, registry: R
         inputs=tuple(inputs),
         join=join,
     )
-
-
-def build_input_source(
-    plan: RulePlan, source: SourceInput, registry: Registry, etc_dir: Path, ctx: IoContext
-) -> Source:
-    """The connector instance of one FROM/JOIN source of a join rule (see ``build_source``)."""
-    return _build(plan.select, source.ref, source.definition, source.source_type, registry, etc_dir, ctx)
-
-
-def build_source(plan: RulePlan, registry: Registry, etc_dir: Path, ctx: IoContext) -> Source:
-    """The source connector instance for one run of the rule, configured from its conf group and EXTRA."""
-    return _build(plan.select, plan.select.sources[0], plan.stream, plan.source_type, registry, etc_dir, ctx)
-
-
-def _build(
-    select: Select,
-    ref: SourceRef,
-    definition: StreamDef,
-    kind: str,
-    registry: Registry,
-    etc_dir: Path,
-    ctx: IoContext,
-) -> Source:
-    opts = definition.options
-    try:
-        props: dict[str, Any] = conf_group(etc_dir, "sources", kind, opts.conf_key or "default")
-    except ConfigError as exc:
-        raise PlanError(exc.message) from exc
-    if opts.extra:
-        props.update(orjson.loads(opts.extra))
-    spec = SourceSpec(
-        stream=definition.name,
-        type=kind,
-        datasource=opts.datasource,
-        format=opts.format,
-        props=props,
-        options=_options_dict(definition),
-        ctx=ctx,
-        definition=definition,
-        fields_read=fields_read(select, ref),
-    )
-    return registry.source_factory(kind)(spec)
-
-
-def build_sink(sink_type: str, index: int, props: dict[str, Any], registry: Registry, ctx: IoContext) -> Sink:
-    return registry.sink_factory(sink_type)(SinkSpec(type=sink_type, index=index, props=props, ctx=ctx))
-
-
-def check_connectors(plan: RulePlan, registry: Registry, etc_dir: Path, ctx: IoContext) -> None:
-    """Build (and drop) the rule's source and sinks so their properties are validated when the rule is created.
-
-    Connector constructors only check properties; nothing is opened or connected here.
-    """
-    if plan.join is None:
-        build_source(plan, registry, etc_dir, ctx)
-    for source in plan.inputs:
-        build_input_source(plan, source, registry, etc_dir, ctx)
-    for index, (sink_type, props) in enumerate(plan.rule.actions):
-        build_sink(sink_type, index, SinkProps.from_action(props).connector_props, registry, ctx)
-
-
-def _options_dict(stream: StreamDef) -> dict[str, str]:
-    values = attrs.asdict(stream.options)
-    return {key: str(value) for key, value in values.items() if value not in ("", None, False)}

@@ -18,12 +18,16 @@ import attrs
 import trio
 
 from runtime.clock import Clock
+from runtime.io.build import build_source
+from runtime.io.contract import IoContext, Source
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.metrics import OpMetrics
 from runtime.model import Batch, Emission, ErrorItem, Event, Row
 from runtime.ops.project import unnest_rows
 from runtime.ops.window import Watermark
+from runtime.plan.planner import RulePlan, SourceInput
+from runtime.sql.semantic import fields_read
 from runtime.sql.values import EvalContext, EvalError
 
 _T = TypeVar("_T")
@@ -161,7 +165,7 @@ async def sleep_delay(ctx: EvalContext) -> None:
 COALESCE = 64  # batches already queued for an operator or sink that it takes at once
 # ... but never beyond this many events or emissions in the joined batch: channels count batches, so a joined
 # batch of thousands of rows would multiply what a full ``block`` pipeline holds (bufferLength x batch size).
-# Joining stops once a batch is this large, which is the largest batch a source hands over (the hub's
+# Joining stops once a batch is this large, which is the largest batch a source hands over (the data server's
 # READ_BATCH), so the rows held in flight stay what they were without coalescing.
 COALESCE_ITEMS = 64
 
@@ -251,3 +255,28 @@ async def run_batches(
                 if out:
                     await send_all(sends, out)
             touch(nodes, clock, started, taken)
+
+
+def plan_source(plan: RulePlan, env: RuleEnv, ctx: IoContext) -> Source:
+    """The source connector of a single-source rule, for one run."""
+    ref = plan.select.sources[0]
+    return build_source(
+        env.registry,
+        plan.stream,
+        plan.source_type,
+        env.etc_dir,
+        ctx,
+        fields_read=fields_read(plan.select, ref),
+    )
+
+
+def input_source(plan: RulePlan, source: SourceInput, env: RuleEnv, ctx: IoContext) -> Source:
+    """The source connector of one FROM/JOIN source of a join rule, for one run."""
+    return build_source(
+        env.registry,
+        source.definition,
+        source.source_type,
+        env.etc_dir,
+        ctx,
+        fields_read=fields_read(plan.select, source.ref),
+    )

@@ -19,15 +19,18 @@ import trio
 
 from runtime.clock import Clock
 from runtime.errors import EncodeError
+from runtime.io.build import build_sink
 from runtime.io.contract import IoContext, NowaitSink, Sink, Source
 from runtime.io.sinkprops import SinkProps
 from runtime.metrics import OpMetrics, RuleMetrics
 from runtime.model import Batch, Emission, ErrorItem, Outbox
-from runtime.plan.planner import RulePlan, build_sink, build_source
+from runtime.plan.planner import RulePlan
 from runtime.rule.loop import (
     EmissionSend,
     Operator,
     RuleEnv,
+    input_source,
+    plan_source,
     take_queued,
 )
 from runtime.rule.operators.dedup import DedupOperator
@@ -77,7 +80,7 @@ async def run_rule(
         metrics.scan_tables = tables.parts  # REST GET /rules/{id}/scantables reads them live
     if tables is None:
         src_ctx = IoContext(rule_id=rule.id, clock=env.clock, services=env.services, logger=logger)
-        source = build_source(plan, env.registry, env.etc_dir, src_ctx)
+        source = plan_source(plan, env, src_ctx)
         m_source = metrics.add(
             OpMetrics(f"source_{plan.stream.name}", _channel_len(src_recv), src_ctx.connection)
         )
@@ -111,7 +114,7 @@ async def run_rule(
     for index, (sink_type, props) in enumerate(rule.actions):
         sink_props = SinkProps.from_action(props)
         ctx = IoContext(rule_id=rule.id, clock=env.clock, services=env.services, logger=logger)
-        sink = build_sink(sink_type, index, sink_props.connector_props, env.registry, ctx)
+        sink = build_sink(env.registry, sink_type, index, sink_props.connector_props, ctx)
         name = f"sink_{sink_type}_{index}"
         if callable(getattr(sink, "write_nowait", None)):
             # Its write never waits: the operator task writes it, no sink task or channel (nothing buffers).
@@ -311,3 +314,16 @@ async def _hold_sink(
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(SINK_CLOSE_TIMEOUT):
             await sink.aclose()
+
+
+def check_connectors(plan: RulePlan, env: RuleEnv, ctx: IoContext) -> None:
+    """Build (and drop) the rule's sources and sinks so their properties are validated when the rule is created.
+
+    Connector constructors only check properties; nothing is opened or connected here.
+    """
+    if plan.join is None:
+        plan_source(plan, env, ctx)
+    for source in plan.inputs:
+        input_source(plan, source, env, ctx)
+    for index, (sink_type, props) in enumerate(plan.rule.actions):
+        build_sink(env.registry, sink_type, index, SinkProps.from_action(props).connector_props, ctx)

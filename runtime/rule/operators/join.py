@@ -22,8 +22,16 @@ from runtime.metrics import OpMetrics, RuleMetrics
 from runtime.model import Batch, Emission, ErrorItem, Event, JoinedRow, Outbox, Row
 from runtime.ops.join import TableSet, emitter, make_table, source_row
 from runtime.ops.window import Watermark
-from runtime.plan.planner import RulePlan, build_input_source
-from runtime.rule.loop import EmissionSend, RuleEnv, expand_unnest, release_in_time, rule_context, run_batches
+from runtime.plan.planner import RulePlan
+from runtime.rule.loop import (
+    EmissionSend,
+    RuleEnv,
+    expand_unnest,
+    input_source,
+    release_in_time,
+    rule_context,
+    run_batches,
+)
 from runtime.sql.expr import EvalError
 from runtime.sql.functions.rulestate import calls_delay
 
@@ -133,7 +141,7 @@ async def run_join_sources(
     built: list[tuple[bool, str, Source, OpMetrics]] = []
     for source in plan.inputs:
         ctx = IoContext(rule_id=plan.rule.id, clock=env.clock, services=env.services, logger=logger)
-        connector = build_input_source(plan, source, env.registry, env.etc_dir, ctx)
+        connector = input_source(plan, source, env, ctx)
         m = metrics.add(OpMetrics(f"source_{source.definition.name}", None, ctx.connection))
         built.append((source.is_table, source.name, connector, m))
     tables_scope = trio.CancelScope()
