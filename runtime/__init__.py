@@ -6,8 +6,7 @@ else is internal and may change.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from runtime.config import VERSION
 from runtime.config import Config as Config
 from runtime.config import load_config as load_config
 from runtime.engine import Engine as Engine
@@ -20,6 +19,8 @@ from runtime.errors import SqlError as SqlError
 from runtime.sql.parser import parse_ddl as parse_ddl
 from runtime.sql.parser import parse_select as parse_select
 from runtime.sql.parser import parse_statements as parse_statements
+
+__version__ = VERSION
 
 __all__ = [
     "Config",

@@ -1,6 +1,7 @@
 """The ``oort`` command: ``serve`` runs the daemon; eKuiper's CLI verbs talk to a running daemon over REST.
 
-The verbs keep ``bin/kuiper``'s syntax (SURFACE.md §E.5, quoting §A.4): ``create stream demo '(...) WITH (...)'``
+The verbs keep ``bin/kuiper``'s syntax (eKuiper docs api/cli/overview.md; quoting as in
+sqls/lexical_elements.md): ``create stream demo '(...) WITH (...)'``
 joins the words after the program name with single spaces and sends the text as DDL.
 """
 
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
+
+from runtime.errors import CliFailure, CliUsageError
 
 DEFAULT_HOST: Final = "http://127.0.0.1:9081"
 # Seconds per REST call; stopping a rule waits for its sinks, which the engine bounds well below this.
@@ -45,14 +48,6 @@ usage: oort [--host URL] COMMAND ...
 """
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Failure(Exception):
-    """A reply or transport error; its text is printed to stderr and the exit code is 1."""
-
-
 class _Client:
     """Blocking REST calls to one daemon (stdlib only; the CLI needs no event loop)."""
 
@@ -72,11 +67,11 @@ class _Client:
                 result: bytes = reply.read()
                 return result
         except urllib.error.HTTPError as err:
-            raise _Failure(_error_message(err.read(), err.code)) from err
+            raise CliFailure(_error_message(err.read(), err.code)) from err
         except urllib.error.URLError as err:
-            raise _Failure(f"cannot connect to {self.host}: {err.reason}") from err
+            raise CliFailure(f"cannot connect to {self.host}: {err.reason}") from err
         except OSError as err:  # timeouts and resets after the connection was made
-            raise _Failure(f"request to {self.host} failed: {err}") from err
+            raise CliFailure(f"request to {self.host} failed: {err}") from err
 
     def stream(self, method: str, path: str, body: Any) -> Iterator[str]:
         """The lines of a streamed reply as they arrive (closing the iterator closes the connection)."""
@@ -91,9 +86,9 @@ class _Client:
                     if line:
                         yield line
         except urllib.error.HTTPError as err:
-            raise _Failure(_error_message(err.read(), err.code)) from err
+            raise CliFailure(_error_message(err.read(), err.code)) from err
         except urllib.error.URLError as err:
-            raise _Failure(f"cannot connect to {self.host}: {err.reason}") from err
+            raise CliFailure(f"cannot connect to {self.host}: {err.reason}") from err
 
     def text(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> str:
         return self.call(method, path, body, raw=raw).decode("utf-8", "replace")
@@ -120,7 +115,7 @@ def _read(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise CliFailure(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _segment(value: str) -> str:
@@ -138,7 +133,7 @@ def _create(client: _Client, args: list[str]) -> str:
         case ["create", "rule", rule_id, first, *rest]:
             return _create_rule(client, rule_id, " ".join([first, *rest]))
         case _:
-            raise _UsageError(
+            raise CliUsageError(
                 "create stream|table NAME '<definition>' | create rule ID '<json>' (or -f FILE)"
             )
     return client.text("POST", f"/{kind}s", {"sql": sql})
@@ -171,7 +166,7 @@ def _show(client: _Client, args: list[str]) -> str:
                 return _pretty(rules)
             return _table(rules) if rules else "No rule definitions are found."
         case _:
-            raise _UsageError("show streams | show tables | show rules")
+            raise CliUsageError("show streams | show tables | show rules")
 
 
 def _table(rules: list[dict[str, Any]]) -> str:
@@ -187,7 +182,7 @@ def _describe(client: _Client, args: list[str]) -> str:
         case ["describe", "rule", rule_id]:
             return _pretty(client.json("GET", f"/rules/{_segment(rule_id)}"))
         case _:
-            raise _UsageError("describe stream|table NAME | describe rule ID")
+            raise CliUsageError("describe stream|table NAME | describe rule ID")
 
 
 def _drop(client: _Client, args: list[str]) -> str:
@@ -198,7 +193,7 @@ def _drop(client: _Client, args: list[str]) -> str:
         case ["drop", "rule", rule_id]:
             return client.text("DELETE", f"/rules/{_segment(rule_id)}")
         case _:
-            raise _UsageError("drop stream|table NAME [-force] | drop rule ID")
+            raise CliUsageError("drop stream|table NAME [-force] | drop rule ID")
 
 
 def _rule_action(client: _Client, args: list[str]) -> str:
@@ -210,7 +205,7 @@ def _rule_action(client: _Client, args: list[str]) -> str:
         case ["gettopo", "rule", rule_id]:
             return _pretty(client.json("GET", f"/rules/{_segment(rule_id)}/topo"))
         case _:
-            raise _UsageError("start|stop|restart|getstatus|gettopo rule ID")
+            raise CliUsageError("start|stop|restart|getstatus|gettopo rule ID")
 
 
 def _validate(client: _Client, args: list[str]) -> str:
@@ -220,11 +215,11 @@ def _validate(client: _Client, args: list[str]) -> str:
         case ["validate", "rule", rule_id, first, *rest]:
             text = " ".join([first, *rest])
         case _:
-            raise _UsageError("validate rule ID '<json>' | validate rule ID -f FILE")
+            raise CliUsageError("validate rule ID '<json>' | validate rule ID -f FILE")
     try:
         doc = json.loads(text)
     except ValueError as exc:
-        raise _Failure(f"invalid rule json: {exc}") from exc
+        raise CliFailure(f"invalid rule json: {exc}") from exc
     if isinstance(doc, dict):
         doc.setdefault("id", rule_id)
     return client.text("POST", "/rules/validate", doc)
@@ -239,10 +234,10 @@ def _ruleset(client: _Client, args: list[str]) -> str:
             try:
                 Path(file).write_bytes(content)
             except OSError as exc:
-                raise _Failure(f"cannot write {file}: {exc.strerror or exc}") from exc
+                raise CliFailure(f"cannot write {file}: {exc.strerror or exc}") from exc
             return f"ruleset exported to {file}"
         case _:
-            raise _UsageError("import ruleset -f FILE | export ruleset FILE")
+            raise CliUsageError("import ruleset -f FILE | export ruleset FILE")
 
 
 def _confkey(client: _Client, args: list[str]) -> str:
@@ -257,7 +252,7 @@ def _confkey(client: _Client, args: list[str]) -> str:
             client.call("DELETE", f"/metadata/{kind}/{_segment(type_name)}/confKeys/{_segment(key)}")
             return f"conf key {key} of {kind} {type_name} is dropped."
         case _:
-            raise _UsageError(
+            raise CliUsageError(
                 "create confkey sources|sinks TYPE KEY '<json>' | show confkeys sources|sinks TYPE"
                 " | drop confkey sources|sinks TYPE KEY"
             )
@@ -266,7 +261,7 @@ def _confkey(client: _Client, args: list[str]) -> str:
 def _query(client: _Client, args: list[str]) -> str:
     """kuiper's interactive ``query``: each line is a SELECT whose rows print as they come, until Ctrl-C."""
     if args != ["query"]:
-        raise _UsageError("query (then type SELECT statements; quit or exit to leave)")
+        raise CliUsageError("query (then type SELECT statements; quit or exit to leave)")
     interactive = sys.stdin.isatty()
     while True:
         if interactive:
@@ -280,7 +275,7 @@ def _query(client: _Client, args: list[str]) -> str:
         try:
             for rows in client.stream("POST", "/query", {"sql": sql}):
                 print(rows, flush=True)
-        except _Failure as exc:
+        except CliFailure as exc:
             print(exc, file=sys.stderr, flush=True)
         except KeyboardInterrupt:
             print("", flush=True)  # the query ends; back to the prompt
@@ -292,10 +287,10 @@ def _serve(args: list[str]) -> int:
     while rest:
         flag, value = rest[0].partition("=")[::2]
         if flag not in options:
-            raise _UsageError(f"serve: unknown option {rest[0]}")
+            raise CliUsageError(f"serve: unknown option {rest[0]}")
         if not value:
             if len(rest) < 2:
-                raise _UsageError(f"serve: {flag} needs a directory")
+                raise CliUsageError(f"serve: {flag} needs a directory")
             value, rest = rest[1], rest[1:]
         options[flag] = value
         rest = rest[1:]
@@ -309,18 +304,18 @@ def _replay(args: list[str]) -> int:
     while args:
         flag, _, value = args[0].partition("=")
         if flag not in flags:
-            raise _UsageError(f"replay: unknown option {args[0]!r}")
+            raise CliUsageError(f"replay: unknown option {args[0]!r}")
         if not value:
             if len(args) < 2:
-                raise _UsageError(f"replay: {flag} needs a value")
+                raise CliUsageError(f"replay: {flag} needs a value")
             value, args = args[1], args[1:]
         flags[flag], args = value, args[1:]
     missing = [f for f in ("--ddl", "--rule", "--input") if not flags[f]]
     if missing:
-        raise _UsageError(f"replay: missing {', '.join(missing)}")
+        raise CliUsageError(f"replay: missing {', '.join(missing)}")
     start = flags["--clock-start"]
     if start and not start.isdigit():
-        raise _UsageError("replay: --clock-start must be epoch milliseconds")
+        raise CliUsageError("replay: --clock-start must be epoch milliseconds")
     from runtime.errors import EngineError
     from runtime.tools import replay  # lazily, like serve: it imports the engine
 
@@ -329,7 +324,7 @@ def _replay(args: list[str]) -> int:
             Path(flags["--ddl"]), Path(flags["--rule"]), Path(flags["--input"]), int(start) if start else None
         )
     except (OSError, ValueError, EngineError) as exc:
-        raise _Failure(f"replay: {exc}") from exc
+        raise CliFailure(f"replay: {exc}") from exc
     for line in lines:
         print(line)
     return 0
@@ -343,7 +338,7 @@ def _split_host(args: list[str]) -> tuple[str, list[str]]:
             break
         if not value:
             if len(args) < 2:
-                raise _UsageError("--host needs a URL")
+                raise CliUsageError("--host needs a URL")
             value, args = args[1], args[1:]
         host, args = value, args[1:]
     if "://" not in host:
@@ -385,14 +380,14 @@ def main(argv: list[str] | None = None) -> int:
             commands[args[0]] = _confkey
         command = commands.get(args[0])
         if command is None:
-            raise _UsageError(f"unknown command {args[0]!r}")
+            raise CliUsageError(f"unknown command {args[0]!r}")
         output = command(client, args)
         if output:
             print(output)
-    except _UsageError as exc:
+    except CliUsageError as exc:
         print(f"oort: {exc}\n\n{USAGE}", end="", file=sys.stderr)
         return 2
-    except _Failure as exc:
+    except CliFailure as exc:
         print(exc, file=sys.stderr)
         return 1
     return 0

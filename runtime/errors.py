@@ -9,8 +9,8 @@ from contextlib import contextmanager
 class EngineError(Exception):
     """Base of every error Oort raises on purpose.
 
-    ``code`` is eKuiper's REST error code (SURFACE.md §E): 1000 undefined, 1001 general, 1002 not found,
-    2001 parser, 2101 planner, 3000 stream/table, 4000 rule, 5000 config.
+    ``code`` is eKuiper's REST error code (see its REST API docs): 1000 undefined, 1001 general,
+    1002 not found, 2001 parser, 2101 planner, 3000 stream/table, 4000 rule, 5000 config.
     """
 
     code: int = 1000
@@ -102,6 +102,40 @@ class EncodeError(SinkError):
     """
 
 
+class EvalError(EngineError):
+    """A runtime error while evaluating an expression for one row (the row becomes an error row)."""
+
+    code = 2201  # eKuiper "executor" error
+
+
+class DecodeError(EngineError):
+    """A frame could not be decoded; the frame is dropped and counted, the stream goes on."""
+
+    code = 1004
+
+
+class TypeMismatch(ValueError):
+    """A value does not fit its declared type; the message is the part after ``field <name> type mismatch: ``."""
+
+
+class HttpError(Exception):
+    """Raised by a REST handler (or the app) to answer with an error body instead of a result."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class CliUsageError(Exception):
+    """The command line itself is wrong: the CLI prints its usage and exits 2."""
+
+
+class CliFailure(Exception):
+    """A reply or transport error of the CLI; its text is printed to stderr and the exit code is 1."""
+
+
 @contextmanager
 def map_exceptions(mapping: Mapping[type[BaseException], type[EngineError]]) -> Iterator[None]:
     """Translate third-party exceptions into Oort's at a library boundary (httpcore style).
@@ -126,3 +160,12 @@ def leaves(exc: BaseException) -> list[BaseException]:
     for inner in exc.exceptions:
         found.extend(leaves(inner))
     return found
+
+
+class ConfigProblem(ValueError):
+    """One configuration value is wrong; ``str()`` is the reason shown after its path in a ``ConfigError``."""
+
+
+class ConnectAttemptFailed(Exception):
+    """One attempt of a connector to connect failed for a reason it detected itself (a timeout, a missing pong);
+    the message is the reason. Such attempts are retried, never raised to the rule."""

@@ -16,6 +16,8 @@ import attrs
 import orjson
 import trio
 
+from runtime.errors import HttpError as HttpError
+
 LOGGER = logging.getLogger("oort.api")
 
 # eKuiper sets no limit; we refuse to buffer more than this per request.
@@ -78,19 +80,6 @@ def json_body(value: Any, status: int = 200, *, pretty: bool = False) -> Respons
 def error_body(status: int, code: int, message: str) -> Response:
     """eKuiper's error shape: ``{"error": code, "message": "..."}`` plus the newline of Go's ``http.Error``."""
     return Response(status, orjson.dumps({"error": code, "message": message}) + b"\n", JSON)
-
-
-class HttpError(Exception):
-    """Raised by a handler (or the app) to answer with an error body instead of a result."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def response(self) -> Response:
-        return error_body(self.status, self.code, self.message)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -198,7 +187,7 @@ class RestApp:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             response = await handler(Request(method, path, params, query, body))
         except HttpError as exc:
-            response = exc.response()
+            response = error_body(exc.status, exc.code, exc.message)
         except Exception as exc:
             # A handler bug must cost one request, never the server.
             LOGGER.exception("%s %s failed", method, path)
@@ -255,7 +244,7 @@ async def _stream(receive: Receive, send: Send, response: Response) -> None:
 
 async def _lifespan(receive: Receive, send: Send) -> None:
     # Must answer both phases and keep running until shutdown: an app that simply returns makes hypercorn's
-    # trio serve crash at startup with a nested ClosedResourceError (STACK.md §a).
+    # trio serve crash at startup with a nested ClosedResourceError (hypercorn's ASGI lifespan contract).
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from runtime import __version__
+from runtime.config import VERSION
 
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 _JSON_ANY: dict[str, Any] = {"application/json": {"schema": {}}}
@@ -136,7 +136,7 @@ DOCS: Final[dict[tuple[str, str], dict[str, Any]]] = {
     **_conf_docs("sources"),
     **_conf_docs("sinks"),
     ("POST", "/metadata/sources/connection/{type}"): _doc(
-        "test whether a conf group connects (websocket client mode dials)", body=_OBJECT
+        "test whether a conf group connects (for source types with a connection test)", body=_OBJECT
     ),
     ("PATCH", "/configs"): _doc("change the log level", (204, None), body=_OBJECT),
     ("GET", "/stop"): _doc("shut the daemon down", errors=()),
@@ -169,6 +169,6 @@ def openapi_document(patterns: list[tuple[str, str]]) -> dict[str, Any]:
         paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.0.3",
-        "info": {"title": "Oort REST API (eKuiper-compatible)", "version": __version__},
+        "info": {"title": "Oort REST API (eKuiper-compatible)", "version": VERSION},
         "paths": paths,
     }

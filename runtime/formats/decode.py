@@ -17,9 +17,10 @@ from typing import Any
 
 import orjson
 
-from runtime.errors import EngineError, PlanError
+from runtime.errors import DecodeError as DecodeError
+from runtime.errors import PlanError, TypeMismatch
 from runtime.formats import binary as binary_format
-from runtime.formats.schema import Describe, Mismatch, row_converter, text_converter
+from runtime.formats.schema import Describe, row_converter, text_converter
 from runtime.model import ErrorItem, Event, Row
 from runtime.sql.ast import SimpleType, StreamDef
 from runtime.sql.values import typed
@@ -29,12 +30,6 @@ Decoder = Callable[[bytes | str], list[Row]]
 
 DECODER_FORMATS = ("binary", "delimited", "json")
 """The stream FORMATs Oort can decode."""
-
-
-class DecodeError(EngineError):
-    """A frame could not be decoded; the frame is dropped and counted, the stream goes on."""
-
-    code = 1004
 
 
 def _kind(doc: object) -> str:
@@ -96,7 +91,7 @@ def row_check(
     def check(row: Row) -> Row:
         try:
             return convert(row)
-        except Mismatch as exc:
+        except TypeMismatch as exc:
             # eKuiper's wording, so sendError rows and last_exception read the same as there.
             raise DecodeError(f"error in preprocessor: {exc}") from None
 
@@ -145,7 +140,7 @@ def _delimited_decoder(stream: StreamDef) -> Decoder:
         def convert(index: int, cell: str) -> Any:
             try:
                 return converters[index](cell)
-            except Mismatch as exc:
+            except TypeMismatch as exc:
                 raise DecodeError(
                     f"error in preprocessor: field {names[index]} type mismatch: {exc}"
                 ) from None

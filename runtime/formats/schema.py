@@ -1,7 +1,8 @@
 """Strict validation (``STRICT_VALIDATION="true"``): convert a decoded row's fields to the stream's declared types.
 
 The converters are compiled once per stream (``row_converter``), so a frame only pays for a dict walk. Messages
-follow eKuiper's preprocessor (SURFACE.md §A.3): ``field size type mismatch: cannot convert string(red) to
+follow eKuiper's preprocessor (eKuiper docs sqls/streams.md, stream properties): ``field size type mismatch:
+cannot convert string(red) to
 int64``. Conversions are "same kind" as in eKuiper's ``cast.CONVERT_SAMEKIND``: a number never comes from text,
 but an integral float is a BIGINT and a number is epoch milliseconds for a DATETIME.
 """
@@ -13,12 +14,13 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
+from runtime.errors import TypeMismatch
 from runtime.sql.ast import ArrayType, FieldDef, FieldType, SimpleType, StructType
 from runtime.sql.functions.convert import to_datetime
 from runtime.sql.values import EvalError, typed
 
 Convert = Callable[[Any], Any]
-"""A declared type's converter: value -> converted value; raises ``Mismatch`` with eKuiper's wording."""
+"""A declared type's converter: value -> converted value; raises ``TypeMismatch`` with eKuiper's wording."""
 
 Describe = Callable[[Any], str]
 """How a mismatching value is shown: ``typed`` (``int64(3)``, ``string(red)``) unless a source knows better."""
@@ -26,12 +28,8 @@ Describe = Callable[[Any], str]
 RowConverter = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class Mismatch(ValueError):
-    """A value does not fit its declared type; the message is the part after ``field <name> type mismatch: ``."""
-
-
-def _cannot(value: Any, target: str, describe: Describe = typed) -> Mismatch:
-    return Mismatch(f"cannot convert {describe(value)} to {target}")
+def _cannot(value: Any, target: str, describe: Describe = typed) -> TypeMismatch:
+    return TypeMismatch(f"cannot convert {describe(value)} to {target}")
 
 
 def _bigint(value: Any, describe: Describe) -> Any:
@@ -101,7 +99,7 @@ _SIMPLE: dict[str, Callable[[Any, Describe], Any]] = {
 def _array(element: Convert, describe: Describe) -> Convert:
     def convert(value: Any) -> Any:
         if not isinstance(value, list):
-            raise Mismatch(f"expect array but found {describe(value)}")
+            raise TypeMismatch(f"expect array but found {describe(value)}")
         return [None if item is None else element(item) for item in value]
 
     return convert
@@ -112,7 +110,7 @@ def _struct(fields: tuple[FieldDef, ...], describe: Describe) -> Convert:
 
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
-            raise Mismatch(f"expect map but found {describe(value)}")
+            raise TypeMismatch(f"expect map but found {describe(value)}")
         return inner(value)
 
     return convert
@@ -136,7 +134,7 @@ def row_converter(fields: tuple[FieldDef, ...], describe: Describe = typed) -> R
     ``describe`` shows a mismatching value in the message (``typed`` by default).
 
     Raises (when called):
-      Mismatch: ``field <name> type mismatch: <reason>`` for the first field that does not convert.
+      TypeMismatch: ``field <name> type mismatch: <reason>`` for the first field that does not convert.
     """
     converters = [(field.name, type_converter(field.type, describe)) for field in fields]
 
@@ -148,8 +146,8 @@ def row_converter(fields: tuple[FieldDef, ...], describe: Describe = typed) -> R
                 continue
             try:
                 out[name] = conv(value)
-            except Mismatch as exc:
-                raise Mismatch(f"field {name} type mismatch: {exc}") from None
+            except TypeMismatch as exc:
+                raise TypeMismatch(f"field {name} type mismatch: {exc}") from None
         return out
 
     return convert

@@ -1,4 +1,5 @@
-"""Aggregate functions (SURFACE.md §D.6): compiled closures over the rows of one group.
+"""Aggregate functions (eKuiper docs sqls/functions/aggregate_functions.md): compiled closures over the rows
+of one group.
 
 The window query computes every aggregate call of a query once per group (``compile_aggregate``) and hands
 the values to SELECT/HAVING/ORDER BY as synthetic columns, so per-row expression compilation never sees an

@@ -52,7 +52,8 @@ class FieldDef:
 
 @attrs.frozen
 class StreamOptions:
-    """The ``WITH (...)`` options of a stream or table (SURFACE.md §A.3), typed.
+    """The ``WITH (...)`` options of a stream or table (eKuiper docs sqls/streams.md, stream properties),
+    typed.
 
     Empty strings mean "not given"; ``type`` empty lets the engine pick the default connector (mqtt for
     streams, file for tables). ``retain_size`` 0 means "not given".

@@ -1,5 +1,6 @@
 """Stream/table DDL semantics: option and type validation with eKuiper's messages, and the DESCRIBE text,
-REST JSON and schema views of a ``StreamDef`` (SURFACE.md §A, §E.2).
+REST JSON and schema views of a ``StreamDef`` (eKuiper docs sqls/streams.md; api/restapi/streams.md and
+rules.md).
 """
 
 from __future__ import annotations

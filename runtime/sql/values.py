@@ -1,4 +1,5 @@
-"""Runtime value semantics of Oort SQL (SURFACE.md §G): operators, Go-style type names, the eval context.
+"""Runtime value semantics of Oort SQL (eKuiper docs sqls/data_types.md and the operators of
+sqls/query_language_elements.md): operators, Go-style type names, the eval context.
 
 eKuiper is written in Go and users see its error texts (``invalid operation string(a) + int64(3)``), so
 values are rendered with Go's type names and ``%v`` formatting here, in one place.
@@ -13,14 +14,8 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from runtime.clock import Clock
-from runtime.errors import EngineError
+from runtime.errors import EvalError as EvalError
 from runtime.model import Row
-
-
-class EvalError(EngineError):
-    """A runtime error while evaluating an expression for one row (the row becomes an error row)."""
-
-    code = 2201  # eKuiper "executor" error
 
 
 class EvalContext:

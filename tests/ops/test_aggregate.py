@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from runtime.errors import PlanError
 from runtime.model import ErrorItem, Event
 from runtime.ops.window import Pane
 from runtime.plan.window import plan_window
@@ -120,12 +119,6 @@ def test_clause_errors_become_error_items() -> None:
 def test_nulls_sort_last() -> None:
     rows: list[dict[str, Any]] = [{"k": None}, {"k": 2}, {"k": 1}]
     assert run("SELECT k FROM s GROUP BY COUNTWINDOW(3) ORDER BY k", rows=rows) == [{"k": 1}, {"k": 2}, {}]
-
-
-def test_group_by_needs_a_window() -> None:
-    with pytest.raises(PlanError, match="group by should be used with window"):
-        plan_window(parse_select("SELECT color FROM s GROUP BY color"))
-    assert plan_window(parse_select("SELECT color FROM s")) is None
 
 
 def test_row_number_counts_rows_after_having() -> None:

@@ -1,4 +1,5 @@
-"""The built-in function registry (SURFACE.md §D): name -> kind, arity, parse-time checks, implementation.
+"""The built-in function registry (eKuiper docs sqls/functions/overview.md): name -> kind, arity, parse-time
+checks, implementation.
 
 One module per family yields ``FunctionDef`` values; adding a function is adding one entry there. Names
 are case-insensitive. The registry is built once at import and is read-only; the expression compiler looks
@@ -24,7 +25,7 @@ def function_names() -> list[str]:
 
 
 def _build() -> Mapping[str, FunctionDef]:
-    # Imported here: ``collections`` reaches back into this package for ``lookup`` (array_map).
+    # Imported here: the families are built once, when the registry is.
     from runtime.sql.functions.analytic import analytic_defs
     from runtime.sql.functions.collections import collection_defs
     from runtime.sql.functions.convert import convert_defs
@@ -41,7 +42,7 @@ def _build() -> Mapping[str, FunctionDef]:
         string_defs(),
         convert_defs(),
         jsonpath_defs(),
-        collection_defs(),
+        collection_defs(lookup),
         time_defs(),
         other_defs(),
         analytic_defs(),

@@ -1,4 +1,5 @@
-"""Analytic functions (SURFACE.md §D.7): per-rule state kept in ``EvalContext.state``, one slot per call site.
+"""Analytic functions (eKuiper docs sqls/functions/analytic_functions.md): per-rule state kept in
+``EvalContext.state``, one slot per call site.
 
 Each compiled call site allocates its own state key, so two ``lag(a)`` in one SELECT keep separate
 histories. ``OVER (PARTITION BY k...)`` keeps one state per partition value; ``OVER (WHEN cond)`` updates

@@ -1,4 +1,5 @@
-"""Array and object functions (SURFACE.md §D.8), with eKuiper's own null rules and error texts.
+"""Array and object functions (eKuiper docs sqls/functions/array_functions.md and object_functions.md), with
+eKuiper's own null rules and error texts.
 
 None of these use the generic nil -> nil shortcut: each decides what a null argument means (``array_concat``
 skips it, ``array_contains`` answers false, ``object_size`` counts 0), as eKuiper's tables show.
@@ -6,13 +7,16 @@ skips it, ``array_contains`` answers false, ``object_size`` counts 0), as eKuipe
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import runtime.sql.functions as registry
-from runtime.sql.functions.base import FunctionDef, scalar, text
+from runtime.sql.functions.base import FunctionDef, arity_error, scalar, text
 from runtime.sql.values import EvalContext, EvalError, go_str, go_type, loose_equal
+
+Lookup = Callable[[str], FunctionDef | None]
+"""Finds a registered function by name (the registry's ``lookup``)."""
 
 _ARRAY = "should be array of interface{}"
 _ORDINALS = ("first", "second", "third")
@@ -112,14 +116,14 @@ def _flatten(a: Sequence[Any], ctx: EvalContext) -> list[Any]:
     return out
 
 
-def _array_map(a: Sequence[Any], ctx: EvalContext) -> list[Any]:
+def _array_map(lookup: Lookup, a: Sequence[Any], ctx: EvalContext) -> list[Any]:
     if not isinstance(a[0], str):
         raise EvalError("first argument should be string")
     items = _array(a[1], 1)
-    fdef = registry.lookup(a[0])
+    fdef = lookup(a[0])
     if fdef is None or fdef.kind != "scalar" or fdef.impl is None:
         raise EvalError("first argument should be a scalar function.")
-    if registry.arity_error(fdef, 1):
+    if arity_error(fdef, 1):
         raise EvalError(f"validate {a[0]} arguments failed")
     impl, nulls = fdef.impl, fdef.null_passthrough
     return [None if nulls and v is None else impl([v], ctx) for v in items]
@@ -276,7 +280,9 @@ def _nonnull(fn: Callable[[Sequence[Any], EvalContext], Any]) -> Callable[[Seque
     return impl
 
 
-def collection_defs() -> Iterable[FunctionDef]:
+def collection_defs(lookup: Lookup) -> Iterable[FunctionDef]:
+    """The collection functions; ``lookup`` finds the scalar function ``array_map`` applies (the registry)."""
+
     def own(
         name: str, lo: int, hi: int | None, impl: Callable[[Sequence[Any], EvalContext], Any]
     ) -> FunctionDef:
@@ -312,7 +318,7 @@ def collection_defs() -> Iterable[FunctionDef]:
         lambda a, ctx: [v for i, arr in enumerate(a) if arr is not None for v in _array(arr, min(i, 2))],
     )
     yield own("array_join", 2, 3, _nonnull(_array_join))
-    yield own("array_map", 2, 2, _array_map)
+    yield own("array_map", 2, 2, functools.partial(_array_map, lookup))
     yield own("repeat", 2, 2, lambda a, ctx: [a[0]] * _repeat_count(a[1]))
     yield own("sequence", 2, 3, _sequence)
     yield own("kvpair_array_to_obj", 1, 1, _nonnull(_kv_to_obj))

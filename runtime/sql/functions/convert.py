@@ -1,4 +1,4 @@
-"""Conversion, encoding and JSON text functions (SURFACE.md §D.3).
+"""Conversion, encoding and JSON text functions (eKuiper docs sqls/functions/transform_functions.md).
 
 Datetimes are timezone-aware ``datetime.datetime`` values (UTC unless converted); numbers convert to them
 as epoch milliseconds, as in eKuiper's ``cast.InterfaceToTime``.

@@ -1,4 +1,5 @@
-"""Rule hit state (SURFACE.md §D.10, §D.6): ``last_hit_count()``/``last_hit_time()`` and their window
+"""Rule hit state (eKuiper docs sqls/functions/other_functions.md; sqls/functions/aggregate_functions.md):
+``last_hit_count()``/``last_hit_time()`` and their window
 counterparts ``last_agg_hit_count()``/``last_agg_hit_time()``.
 
 A *hit* is a row passing the filtering clause the function is used in (WHERE, a sliding window's

@@ -1,4 +1,5 @@
-"""JSON path functions (SURFACE.md §D.5): a small evaluator for the path grammar eKuiper documents.
+"""JSON path functions (eKuiper docs sqls/functions/json_functions.md): a small evaluator for the path grammar
+eKuiper documents.
 
 Supported: ``$``, ``.key``, ``.*``, ``[n]`` (negative from the end), ``[*]``, ``["key"]`` and filters
 ``[? @.a.b > 1]`` / ``[? (@.a == "x")]`` with ``== != < <= > >=`` joined by ``&&`` / ``||``. A path made only of

@@ -1,4 +1,5 @@
-"""Math and bit functions (SURFACE.md §D.1): ints stay int where eKuiper keeps int64, else float64."""
+"""Math and bit functions (eKuiper docs sqls/functions/mathematical_functions.md): ints stay int where eKuiper
+keeps int64, else float64."""
 
 from __future__ import annotations
 

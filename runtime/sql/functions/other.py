@@ -1,4 +1,5 @@
-"""Meta, rule and miscellaneous functions (SURFACE.md §D.10), plus the names whose evaluation other
+"""Meta, rule and miscellaneous functions (eKuiper docs sqls/functions/other_functions.md), plus the names
+whose evaluation other
 operators own (aggregates, windows, set-returning and window functions): registered here for the
 parse-time checks only.
 """

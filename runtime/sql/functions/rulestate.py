@@ -1,4 +1,5 @@
-"""Functions over the rule's runtime rather than the row (SURFACE.md §D.10): ``rule_start()``,
+"""Functions over the rule's runtime rather than the row (eKuiper docs sqls/functions/other_functions.md):
+``rule_start()``,
 ``window_trigger()``, ``props(name)``, ``get_keyed_state(key, type, default)``, ``delay(ms, v)``, plus the
 set-returning ``extract(obj)`` and the checks of ``dedup_trigger(...)``, which is no per-row function: the
 planner turns its SELECT field into the holding stage of ``runtime.ops.dedup``, anywhere else it is refused.

@@ -1,4 +1,5 @@
-"""String and hashing functions (SURFACE.md §D.2, §D.4). Offsets are UTF-8 byte offsets, as in Go."""
+"""String and hashing functions (eKuiper docs sqls/functions/string_functions.md;
+sqls/functions/hashing_functions.md). Offsets are UTF-8 byte offsets, as in Go."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from runtime.sql.values import EvalContext, EvalError
 
 
 def _substring(a: Sequence[Any], ctx: EvalContext) -> str:
-    # Byte offsets, end exclusive (the code's behaviour, not the doc's "length": SURFACE.md §D.2).
+    # Byte offsets, end exclusive (the code's behaviour, not the doc's "length": eKuiper docs
+    # sqls/functions/string_functions.md).
     data = text(a[0]).encode()
     start = as_int(a[1], "start")
     end = as_int(a[2], "end") if len(a) > 2 else len(data)

@@ -1,4 +1,5 @@
-"""Date/time functions (SURFACE.md §D.9) over timezone-aware ``datetime`` values (UTC by default).
+"""Date/time functions (eKuiper docs sqls/functions/datetime_functions.md) over timezone-aware ``datetime``
+values (UTC by default).
 
 ``format_time`` patterns use eKuiper's Java-like letters (runs of one letter form a token; ``\\`` escapes the
 next character; letters without a meaning and other text are copied).

@@ -1,0 +1,145 @@
+"""Conf groups: the named property tables of ``etc/<kind>/<type>.toml`` that connectors take by ``confKey``,
+read (with a parse cache), merged over ``[default]``, created, replaced and deleted.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from runtime.config.converter import describe, prune_none
+from runtime.errors import ConfigError, NotFoundError
+from runtime.store.files import atomic_write
+
+ConfKind = Literal["sources", "sinks"]
+_ID_RULE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_conf_key(key: str) -> None:
+    """Raise ``ConfigError`` unless ``key`` is a valid conf key (``^[A-Za-z0-9_-]+$``)."""
+    if not isinstance(key, str) or not _ID_RULE.match(key):
+        raise ConfigError(f"invalid conf key {key!r}: use only letters, digits, '_' and '-'")
+
+
+def _conf_file(etc_dir: Path, kind: ConfKind, type_name: str) -> tuple[Path, str]:
+    if kind not in ("sources", "sinks"):
+        raise ConfigError(f"invalid conf kind {kind!r}: expected 'sources' or 'sinks'")
+    # The type name becomes a file name: the ID rule also keeps it from escaping the folder ("../x").
+    if not isinstance(type_name, str) or not _ID_RULE.match(type_name):
+        raise ConfigError(f"invalid connector type {type_name!r}")
+    label = f"{kind}/{type_name}.toml"
+    return etc_dir / kind / f"{type_name}.toml", label
+
+
+# Parsed conf files by path, with the (inode, size, mtime, ctime) they were parsed at (``load_conf_groups``): a
+# memo of pure parsing, safe to share between engines in one process because the stamp is checked on every read
+# and callers only ever get deep copies. Oort's own writes replace the file (new inode) and evict the entry.
+_CONF_CACHE: dict[str, tuple[tuple[int, int, int, int], dict[str, dict[str, Any]]]] = {}
+
+
+def load_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str) -> dict[str, dict[str, Any]]:
+    """All conf groups of one connector type, ``{conf_key: props}``; a missing file has none.
+
+    Values are kept as parsed (free-form per connector); each connector validates its own keys.
+
+    Raises:
+      ConfigError: bad TOML, or a top-level entry that is not a table.
+    """
+    path, label = _conf_file(etc_dir, kind, type_name)
+    try:
+        # Planning a rule reads its source's conf file; parsing the TOML again for every rule of a batch
+        # creation was a visible share of it. The parse is reused while the file's identity and timestamps are
+        # unchanged (every Oort write replaces the file, so its inode changes too), and callers get a copy.
+        # The stamp comes from the open file itself (fstat), so it always describes the bytes read with it.
+        with path.open("rb") as handle:
+            info = os.fstat(handle.fileno())
+            stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+            key = str(path)  # hashing a str is cheaper than a Path (which normalises its parts every time)
+            cached = _CONF_CACHE.get(key)
+            if cached is not None and cached[0] == stamp:
+                return copy.deepcopy(cached[1])
+            text = handle.read().decode("utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot read: {exc}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: invalid TOML: {exc}") from exc
+    problems = [
+        f"{label}: {key}: expected a table (one per conf key), got {describe(value)}"
+        for key, value in raw.items()
+        if not isinstance(value, dict)
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems), problems)
+    _CONF_CACHE[key] = (stamp, copy.deepcopy(raw))
+    return raw
+
+
+def conf_group(etc_dir: Path, kind: ConfKind, type_name: str, key: str) -> dict[str, Any]:
+    """The props of conf group ``key``: the named table merged (shallowly) over ``[default]``.
+
+    ``key == "default"`` always exists, empty when the file or table is missing, so connectors without a
+    conf file work out of the box. The result is a fresh dict the caller may modify.
+
+    Raises:
+      ConfigError: invalid key, unreadable file, or a named group that does not exist.
+    """
+    check_conf_key(key)
+    groups = load_conf_groups(etc_dir, kind, type_name)
+    if key != "default" and key not in groups:
+        _, label = _conf_file(etc_dir, kind, type_name)
+        known = ", ".join(sorted(groups)) or "none"
+        raise ConfigError(f"conf key {key!r} is not found in {label} (known: {known})")
+    return {**groups.get("default", {}), **groups.get(key, {})}
+
+
+def save_conf_group(
+    etc_dir: Path, kind: ConfKind, type_name: str, key: str, props: Mapping[str, Any]
+) -> None:
+    """Create or replace conf group ``key`` with ``props`` and rewrite the file atomically.
+
+    ``None`` values are dropped (TOML has no null). Comments in the file are not kept: tomli-w writes plain TOML.
+
+    Raises:
+      ConfigError: invalid key or type, the existing file is broken, or a value TOML cannot hold.
+    """
+    check_conf_key(key)
+    groups = load_conf_groups(etc_dir, kind, type_name)
+    groups[key] = prune_none(dict(props))
+    _write_conf_groups(etc_dir, kind, type_name, groups)
+
+
+def delete_conf_group(etc_dir: Path, kind: ConfKind, type_name: str, key: str) -> None:
+    """Remove conf group ``key`` and rewrite the file atomically.
+
+    Raises:
+      NotFoundError: no such group (REST answers 404).
+      ConfigError: invalid key or type, or the existing file is broken.
+    """
+    check_conf_key(key)
+    groups = load_conf_groups(etc_dir, kind, type_name)
+    if key not in groups:
+        _, label = _conf_file(etc_dir, kind, type_name)
+        raise NotFoundError(f"conf key {key!r} is not found in {label}")
+    del groups[key]
+    _write_conf_groups(etc_dir, kind, type_name, groups)
+
+
+def _write_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str, groups: dict[str, Any]) -> None:
+    path, label = _conf_file(etc_dir, kind, type_name)
+    try:
+        text = tomli_w.dumps(groups)
+    except TypeError as exc:
+        raise ConfigError(f"{label}: cannot write: {exc}") from exc
+    atomic_write(path, text.encode("utf-8"))
+    _CONF_CACHE.pop(str(path), None)

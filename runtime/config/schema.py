@@ -1,0 +1,148 @@
+"""The configuration schema: the attrs classes of ``etc/oort.toml`` (``Config`` and its sections) and of a rule's
+``options`` (``RuleOptions``), with their defaults and the value checks the strict converter runs on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+# The Python logging level of each ``logLevel`` name (read-only).
+PY_LOG_LEVELS: Mapping[str, int] = MappingProxyType(
+    {
+        "debug": logging.DEBUG,
+        "info": logging.INFO,
+        "warn": logging.WARNING,
+        "warning": logging.WARNING,
+        "error": logging.ERROR,
+    }
+)
+BUFFER_FULL_POLICIES = ("block", "dropOldest", "dropNewest")
+
+# Rule options eKuiper documents (see its rule docs) that Oort does not implement. Rules exported from eKuiper
+# carry them, so they are accepted and kept verbatim in ``RuleOptions.extra`` instead of failing the rule.
+EKUIPER_ONLY_OPTIONS = frozenset(
+    {
+        "cron",
+        "duration",
+        "cronDatetimeRange",
+        "debug",
+        "logFilename",
+        "planOptimizeStrategy",
+        "disableBufferFullDiscard",
+        "enableSaveStateBeforeStop",
+        "forceExitTimeout",
+        "notifySub",
+        "experiment",
+    }
+)
+
+# attrs metadata keys read by the converter: a value check run after the strict scalar hook, and "accepts a Go
+# duration string".
+META_CHECK = "oort_check"
+META_DURATION = "oort_duration"
+Check = Callable[[Any], "str | None"]
+"""A value check: the reason the value is wrong, or None when it is fine."""
+
+
+def _between(low: float, high: float | None = None) -> Check:
+    def check(value: Any) -> str | None:
+        if value < low or (high is not None and value > high):
+            bound = f"in {low}..{high}" if high is not None else f">= {low}"
+            return f"must be {bound}, got {value!r}"
+        return None
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
+    return check
+
+
+def _not_empty(value: Any) -> str | None:
+    return None if value else "must not be empty"
+
+
+def _field(default: Any, check: Check | None = None, *, duration: bool = False) -> Any:
+    return attrs.field(default=default, metadata={META_CHECK: check, META_DURATION: duration})
+
+
+_port = _between(0, 65535)
+
+
+@attrs.frozen
+class BasicConf:
+    """``[basic]``: the REST API endpoint and process-wide settings."""
+
+    rest_ip: str = "127.0.0.1"
+    rest_port: int = _field(9081, _port)
+    log_level: str = _field("info", _one_of(LOG_LEVELS))
+    timezone: str = _field("UTC", _not_empty)
+
+
+@attrs.frozen
+class TlsConf:
+    """``[source.httpServerTls]``: serve the data server over TLS; ``caFile`` turns on mutual TLS."""
+
+    certfile: str = attrs.field(metadata={META_CHECK: _not_empty})
+    keyfile: str = attrs.field(metadata={META_CHECK: _not_empty})
+    ca_file: str = ""
+
+
+@attrs.frozen
+class SourceConf:
+    """``[source]``: the global data server shared by server-mode http/websocket sources and sinks."""
+
+    http_server_ip: str = "0.0.0.0"
+    http_server_port: int = _field(10081, _port)
+    http_server_tls: TlsConf | None = None
+
+
+@attrs.frozen
+class RestartStrategy:
+    """``restartStrategy``: retry a failed rule ``attempts`` times, delay * multiplier^n capped at maxDelay (ms)."""
+
+    attempts: int = _field(0, _between(0))
+    delay: int = _field(1000, _between(0))
+    multiplier: float = _field(2.0, _between(1))
+    max_delay: int = _field(30000, _between(0))
+    jitter_factor: float = _field(0.1, _between(0, 1))
+
+
+@attrs.frozen
+class RuleOptions:
+    """A rule's ``options`` (the rule options eKuiper documents, see its docs); also the ``[rule]`` defaults
+    section of ``oort.toml``.
+
+    Durations are integer milliseconds. ``extra`` keeps eKuiper-only options Oort accepts but ignores.
+    """
+
+    is_event_time: bool = False
+    late_tolerance: int = _field(1000, _between(0), duration=True)
+    concurrency: int = _field(1, _between(1))
+    buffer_length: int = _field(1024, _between(1))
+    send_meta_to_sink: bool = False
+    send_error: bool = False
+    send_nil_field: bool = False
+    qos: int = _field(0, _between(0, 2))
+    checkpoint_interval: int = _field(300000, _between(0), duration=True)
+    restart_strategy: RestartStrategy = RestartStrategy()
+    buffer_full_policy: str = _field("block", _one_of(BUFFER_FULL_POLICIES))
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen
+class Config:
+    """The whole ``etc/oort.toml``. Every section is optional; an empty file means all defaults."""
+
+    basic: BasicConf = BasicConf()
+    source: SourceConf = SourceConf()
+    rule: RuleOptions = RuleOptions()
