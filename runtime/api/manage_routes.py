@@ -1,4 +1,5 @@
-"""The management endpoints beyond the core set (SURFACE.md §E): details, schemas, validation, topology, tags,
+"""The management endpoints beyond the core set (eKuiper docs api/restapi/overview.md): details, schemas,
+validation, topology, tags,
 bulk start/stop, ruleset export/import and Prometheus metrics."""
 
 from __future__ import annotations

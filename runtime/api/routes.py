@@ -1,4 +1,5 @@
-"""The eKuiper REST endpoints (SURFACE.md §E) over the engine, and the one table mapping engine errors to replies.
+"""The eKuiper REST endpoints (eKuiper docs api/restapi/overview.md) over the engine, and the one table
+mapping engine errors to replies.
 
 Engine methods raise ``EngineError``s carrying eKuiper's inner messages; ``ERRORS`` adds eKuiper's per-endpoint
 prefix and picks the code and status (404 for code 1002, else 400), quirks included.

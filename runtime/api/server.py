@@ -93,7 +93,7 @@ async def serve_api(
             LOGGER.info("REST API listening on %s", ", ".join(binds))
             task_status.started(bound)
     except BaseExceptionGroup as group:
-        # hypercorn's bind failure arrives as ExceptionGroup(ExceptionGroup(OSError)) (STACK.md §a); callers
+        # hypercorn's bind failure arrives as ExceptionGroup(ExceptionGroup(OSError)) (hypercorn's trio worker); callers
         # should see one domain error, not the nesting of nurseries they do not own.
         failures = leaves(group)
         if all(isinstance(exc, OSError) for exc in failures):

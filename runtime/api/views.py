@@ -1,5 +1,6 @@
 """Management views and bulk operations over the engine: stream details, topology, tags, ruleset export/import,
-and the Prometheus exposition of every rule's metrics (SURFACE.md §E, §F)."""
+and the Prometheus exposition of every rule's metrics (eKuiper docs api/restapi/overview.md;
+api/restapi/rules.md, rule status)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-import trio
 
 from runtime.config import ConfKind, delete_conf_group, load_conf_groups, save_conf_group
 from runtime.engine import Engine
@@ -221,10 +221,7 @@ def put_conf_group(
     Raises:
       EngineError: invalid key or properties (nothing is written then).
     """
-    if type_name == "websocket":
-        from runtime.io.websocket.conf import parse_ws_conf  # the one connector whose conf keys are typed
-
-        parse_ws_conf(dict(props), f"websocket conf group {key!r}")
+    engine.registry.check_conf(kind, type_name, props, f"{type_name} conf group {key!r}")
     save_conf_group(engine.etc_dir, kind, type_name, key, props)
 
 
@@ -263,30 +260,10 @@ def remove_conf_group(engine: Engine, kind: ConfKind, type_name: str, key: str) 
 
 
 async def test_connection(engine: Engine, type_name: str, props: Mapping[str, Any]) -> str:
-    """``POST /metadata/sources/connection/{type}``: can a conf group connect? Only websocket client mode dials.
-
-    Uses the engine's real shared-connection pool (joining an identical live connection if one exists), waits
-    up to the conf group's ``connectTimeout`` for the connection, and reports the failure reason otherwise.
+    """``POST /metadata/sources/connection/{type}``: can a conf group connect? Answered by the type's
+    registered connection test (see ``Registry.register_source``).
 
     Raises:
       EngineError: the type has no connection test, the properties are invalid, or the connection failed.
     """
-    if type_name != "websocket":
-        raise EngineError(f"connection test is not supported for source type {type_name}")
-    from runtime.io.websocket.client import client_pool
-    from runtime.io.websocket.conf import parse_ws_conf
-    from runtime.metrics import ConnectionMetrics
-
-    values = dict(props)
-    path = str(values.pop("datasource", "/") or "/")
-    conf = parse_ws_conf(values, "connection test")
-    if conf.server_mode:
-        raise EngineError("connection test: addr is empty (server mode has nothing to dial)")
-    metrics = ConnectionMetrics()
-    async with client_pool(engine.services).subscribe(
-        conf, path, clock=engine.clock, metrics=metrics
-    ) as client:
-        with trio.move_on_after(conf.connect_timeout + 0.5):
-            await client.wait_connected()
-            return f"connected to {client.url}"
-    raise EngineError(f"cannot connect to {client.url}: {metrics.last_disconnected_message or 'timed out'}")
+    return await engine.registry.test_connection(type_name, engine.services, engine.clock, props)

@@ -7,8 +7,8 @@ an object satisfying one of these protocols; the rule runtime never knows the co
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Protocol, final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, final
 
 import attrs
 import trio
@@ -110,3 +110,13 @@ class NowaitSink(Sink, Protocol):
 
 SourceFactory = Callable[[SourceSpec], Source]
 SinkFactory = Callable[[SinkSpec], Sink]
+
+ConfCheck = Callable[[Mapping[str, Any], str], None]
+"""A connector type's conf group check: ``check(props, where)`` raises ``PlanError`` (or another ``EngineError``)
+listing what is wrong, each message prefixed by ``where``; returns None for a valid group. The REST API runs it
+before saving a conf group, so a group is never saved in a shape the connector would refuse."""
+
+ConnectionTest = Callable[[Services, Clock, Mapping[str, Any]], Awaitable[str]]
+"""A source type's connection test: ``await test(services, clock, props)`` tries to connect with a conf group's
+properties (plus ``datasource``) and returns a one-line success message, or raises ``EngineError`` with the
+reason it could not connect."""

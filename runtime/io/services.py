@@ -1,14 +1,16 @@
 """Engine-scoped objects shared by connectors: handed to every connector through ``IoContext.services``.
 
-Anything connector instances of different rules must share (the memory bus, the websocket data server, shared
-websocket client connections) lives here, owned by one ``Engine``, so no connector needs module-level state.
+Anything connector instances of different rules must share (the memory bus, the global websocket data server,
+shared websocket client connections) lives here, owned by one ``Engine``, so no connector needs module-level
+state. The data server and the client pool are made on first use (their modules import hypercorn and
+trio-websocket, which an engine without websocket rules never needs) and dropped when the engine stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar, final
+from typing import TYPE_CHECKING, final
 
 import trio
 
@@ -18,6 +20,10 @@ from runtime.errors import EngineError
 from runtime.io.memory.bus import MemoryBus
 from runtime.sql.values import EvalContext
 from runtime.store.keyed import KeyedStateStore
+
+if TYPE_CHECKING:
+    from runtime.io.websocket.pool import WsClientPool
+    from runtime.io.websocket.server import DataServer
 
 # eKuiper reads KUIPER_PROPS_*; Oort also its own prefix.
 PROPS_ENV_PREFIXES = ("OORT_PROPS_", "KUIPER_PROPS_")
@@ -36,9 +42,6 @@ def props_from_environ(environ: Mapping[str, str]) -> dict[str, str]:
     return props
 
 
-_T = TypeVar("_T")
-
-
 @final
 class Services:
     """The shared connector services of one engine.
@@ -52,9 +55,20 @@ class Services:
       etc_dir: the configuration folder (conf groups), or None outside an engine.
       keyed_state: the store ``get_keyed_state()`` reads; default: an empty one in memory.
       props: the values ``props(name)`` reads (see ``props_from_environ``); default: none.
+      data_server: the global websocket data server (server-mode sources and sinks).
+      ws_clients: the shared websocket client connections (client-mode sources and sinks).
     """
 
-    __slots__ = ("_nursery", "_shared", "etc_dir", "keyed_state", "memory", "props", "source_conf")
+    __slots__ = (
+        "_data_server",
+        "_nursery",
+        "_ws_clients",
+        "etc_dir",
+        "keyed_state",
+        "memory",
+        "props",
+        "source_conf",
+    )
 
     def __init__(
         self,
@@ -71,7 +85,8 @@ class Services:
         self.source_conf = source_conf if source_conf is not None else SourceConf()
         self.etc_dir = etc_dir
         self._nursery: trio.Nursery | None = None
-        self._shared: dict[str, Any] = {}
+        self._data_server: DataServer | None = None
+        self._ws_clients: WsClientPool | None = None
 
     def attach(self, nursery: trio.Nursery | None) -> None:
         """Give the services the engine's supervisor nursery (None when the engine stops).
@@ -81,7 +96,8 @@ class Services:
         """
         self._nursery = nursery
         if nursery is None:
-            self._shared.clear()
+            self._data_server = None
+            self._ws_clients = None
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -90,15 +106,23 @@ class Services:
             raise EngineError("connector services are not running (no engine nursery)")
         return self._nursery
 
-    def shared(self, key: str, factory: Callable[[], _T]) -> _T:
-        """The engine-wide object registered under ``key``, made by ``factory`` on first use.
+    @property
+    def data_server(self) -> DataServer:
+        """The engine's global websocket data server: started by its first user, stopped by its last."""
+        if self._data_server is None:
+            from runtime.io.websocket.server import DataServer
 
-        Connectors use it for their shared managers, e.g. ``services.shared("websocket.server", WsHub…)``.
-        """
-        found = self._shared.get(key)
-        if found is None:
-            found = self._shared[key] = factory()
-        return found
+            self._data_server = DataServer(lambda: self.nursery, self.source_conf)
+        return self._data_server
+
+    @property
+    def ws_clients(self) -> WsClientPool:
+        """The engine's shared websocket client connections, one per distinct target."""
+        if self._ws_clients is None:
+            from runtime.io.websocket.pool import WsClientPool
+
+            self._ws_clients = WsClientPool(lambda: self.nursery)
+        return self._ws_clients
 
     def eval_context(self, rule_id: str, clock: Clock) -> EvalContext:
         """A rule run's expression context, reading this engine's keyed state and props.
@@ -109,5 +133,6 @@ class Services:
 
     def __repr__(self) -> str:
         return (
-            f"<Services memory_subscriptions={self.memory.subscription_count} shared={sorted(self._shared)}>"
+            f"<Services memory_subscriptions={self.memory.subscription_count}"
+            f" data_server={self._data_server!r} ws_clients={self._ws_clients!r}>"
         )

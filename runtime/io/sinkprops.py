@@ -1,4 +1,5 @@
-"""The common sink (action) properties of SURFACE.md §B.3, and how they turn one emission into sink messages.
+"""The common sink (action) properties (eKuiper docs guide/sinks/overview.md) and how they turn one emission
+into sink messages.
 
 The rule runtime parses them once per action (``SinkProps.from_action``) and calls ``messages`` for every
 emission before ``Sink.write``; everything the runtime does not consume is passed on to the connector.

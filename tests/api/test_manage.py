@@ -237,3 +237,49 @@ async def test_connection_test_dials_websocket_client_mode(api: Api, certs: Cert
             assert server_mode.status_code == 400
             assert (await api.client.post("/metadata/sources/connection/mqtt", json={})).status_code == 400
         nursery.cancel_scope.cancel()
+
+
+async def test_conf_checks_and_connection_tests_come_from_the_registry(api: Api) -> None:
+    """A connector type plugs its conf check and connection test in through the registry; the REST views
+    name no connector type, so a type registered here is served exactly like the built-in websocket."""
+    from collections.abc import Mapping
+    from typing import Any
+
+    from runtime.clock import Clock
+    from runtime.errors import EngineError, PlanError
+    from runtime.io.memory.connector import MemorySink, MemorySource
+    from runtime.io.services import Services
+
+    def check(props: Mapping[str, Any], where: str) -> None:
+        if "speed" not in props:
+            raise PlanError(f"{where}: speed is required")
+
+    async def dial(services: Services, clock: Clock, props: Mapping[str, Any]) -> str:
+        assert services is api.engine.services
+        if props.get("speed") == 0:
+            raise EngineError("cannot connect to probe: speed 0")
+        return f"probe connected at speed {props['speed']}"
+
+    api.engine.registry.register_source("probe", MemorySource, check_conf=check, test_connection=dial)
+    api.engine.registry.register_sink("probe", MemorySink, check_conf=check)
+    etc = api.engine.etc_dir
+    with trio.fail_after(IO_TIMEOUT):
+        http = api.client
+        for kind in ("sources", "sinks"):
+            bad = await http.put(f"/metadata/{kind}/probe/confKeys/k1", json={"other": 1})
+            assert bad.status_code == 400
+            assert bad.json()["message"] == "probe conf group 'k1': speed is required"
+            assert not (etc / kind / "probe.toml").exists()  # nothing is written for a refused group
+            good = await http.put(f"/metadata/{kind}/probe/confKeys/k1", json={"speed": 3})
+            assert good.status_code == 200, good.text
+            assert tomllib.loads((etc / kind / "probe.toml").read_text()) == {"k1": {"speed": 3}}
+        ok = await http.post("/metadata/sources/connection/probe", json={"speed": 7})
+        assert (ok.status_code, ok.text) == (200, "probe connected at speed 7")
+        failed = await http.post("/metadata/sources/connection/probe", json={"speed": 0})
+        assert failed.status_code == 400
+        assert "cannot connect to probe: speed 0" in failed.json()["message"]
+        # Types without a check accept any group; types without a connection test say so.
+        assert (await http.put("/metadata/sources/memory/confKeys/k1", json={"x": 1})).status_code == 200
+        nope = await http.post("/metadata/sources/connection/memory", json={})
+        assert nope.status_code == 400
+        assert "connection test is not supported for source type memory" in nope.json()["message"]

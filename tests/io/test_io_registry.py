@@ -69,3 +69,19 @@ def test_duplicate_registration_needs_replace() -> None:
     assert registry.sink_factory("log") is NopSink
     with pytest.raises(ValueError, match="must not be empty"):
         registry.register_source("", MemorySource)
+
+
+async def test_websocket_registers_its_conf_check_and_connection_test() -> None:
+    registry = builtin_registry()
+    with pytest.raises(PlanError, match=r"^g: .*pingIntervall.*pingInterval"):
+        registry.check_conf("sources", "websocket", {"pingIntervall": 3}, "g")
+    with pytest.raises(PlanError, match=r"^g: .*addr"):
+        registry.check_conf("sinks", "WebSocket", {"addr": 5}, "g")
+    registry.check_conf("sources", "websocket", {"addr": "127.0.0.1:9"}, "g")  # valid: no error
+    registry.check_conf("sources", "memory", {"anything": 1}, "g")  # no check registered: accepted
+    from runtime.errors import EngineError
+
+    with pytest.raises(EngineError, match="server mode has nothing to dial"):
+        await registry.test_connection("websocket", Services(), Clock(), {})
+    with pytest.raises(EngineError, match="not supported for source type file"):
+        await registry.test_connection("file", Services(), Clock(), {})

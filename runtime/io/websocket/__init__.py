@@ -1,5 +1,8 @@
-"""The websocket connector (WEBSOCKET.md): source and sink, in server mode (Oort's data server) or client mode.
+"""The websocket connector: source and sink, in server mode (Oort's data server) or client mode (Oort dials).
 
-``connector`` holds the factories the registry uses; ``conf`` the conf group; ``hub``/``server_mode`` the
-global data server and its users; ``client``/``tls``/``client_mode`` the dialled, shared connections.
+``connector`` holds the factories and hooks the registry uses; ``conf`` the conf group. Server mode:
+``server`` (the engine's refcounted data server), ``endpoint`` (one URL path: auth, read, deliver, write),
+``_hypercorn`` (every use of hypercorn/wsproto internals), ``server_mode`` (the source and sink). Client mode:
+``client`` (one shared connection and its reconnect loop), ``pool`` (the engine's shared connections), ``tls``
+(targets and dialling), ``client_mode`` (the source and sink).
 """

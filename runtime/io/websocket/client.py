@@ -1,19 +1,17 @@
 """Websocket client mode: shared, refcounted outgoing connections that reconnect forever.
 
 One ``WsClient`` per distinct target (URL with path and query, TLS files, headers, open message, timeouts) is
-shared by every source and sink that names it; ``WsClientPool.subscribe`` hands them out engine-wide. Each
+shared by every source and sink that names it; ``WsClientPool.subscribe`` (``pool.py``) hands them out engine-wide. Each
 client is one task in the engine's supervisor nursery running dial -> serve -> back off -> dial again.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import random
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any, final
 
 import attrs
@@ -27,37 +25,33 @@ from trio_websocket import (
 )
 
 from runtime.clock import Clock
-from runtime.errors import SinkError
+from runtime.errors import ConnectAttemptFailed, SinkError, leaves
 from runtime.formats.decode import DecodeError, Decoder
-from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.tls import (
     Transport,
     WatchedStream,
     WsTarget,
-    client_ssl_context,
     dial,
-    resolve_target,
 )
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
 LOGGER = logging.getLogger("oort.websocket.client")
 
-POOL_KEY = "websocket.clients"  # the pool's name in ``Services.shared``
 CLOSE_TIMEOUT = 1.0  # seconds granted to the websocket close handshake when a client is released
 MIN_RETRY_DELAY = 0.001  # floor for a zero reconnectMinDelay, so a dead peer never means a busy loop
 READ_BATCH = 32  # received frames trio-websocket may queue; those already queued are delivered as one batch
 
-CONNECTING, CONNECTED, DISCONNECTED = 0, 1, -1  # ConnectionMetrics.status values (SURFACE.md §F)
-
-
-class _AttemptFailed(Exception):
-    """A failure this module detects itself (timeouts, missing pong); its message is the reason."""
+CONNECTING, CONNECTED, DISCONNECTED = (
+    0,
+    1,
+    -1,
+)  # ConnectionMetrics.status values (eKuiper's connection status)
 
 
 # What one attempt may fail with, all retried: refused/unreachable (OSError), TLS (ssl errors, usually as the
 # cause of BrokenResourceError), handshake rejected or timed out (HandshakeError), peer went away, and our own
-# timeouts (_AttemptFailed).
+# timeouts (ConnectAttemptFailed).
 _RETRYABLE = (
     OSError,
     ssl.SSLError,
@@ -66,7 +60,7 @@ _RETRYABLE = (
     trio.TooSlowError,
     HandshakeError,
     ConnectionClosed,
-    _AttemptFailed,
+    ConnectAttemptFailed,
 )
 
 
@@ -88,24 +82,18 @@ def describe_failure(exc: BaseException) -> str:
         # Each leaf's text repeats the address; its errno says all that is new.
         details = "; ".join(
             os.strerror(leaf.errno) if isinstance(leaf, OSError) and leaf.errno else str(leaf)
-            for leaf in _leaves(exc.__cause__)
+            for leaf in leaves(exc.__cause__)
         )
         return f"{exc}: {details}" if details else str(exc)
-    if isinstance(exc, _AttemptFailed | OSError):
+    if isinstance(exc, ConnectAttemptFailed | OSError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
 @final
-class _Subscriber:
+class Subscriber:
+    """One source or sink using a shared connection (sources also name their stream and outbox)."""
+
     __slots__ = ("metrics", "outbox", "stream")
 
     def __init__(self, metrics: ConnectionMetrics, stream: str | None, outbox: Outbox | None) -> None:
@@ -122,7 +110,7 @@ class _StreamGroup:
 
     def __init__(self, decoder: Decoder) -> None:
         self.decoder = decoder
-        self.subscribers: list[_Subscriber] = []
+        self.subscribers: list[Subscriber] = []
 
 
 @final
@@ -142,7 +130,7 @@ class WsClient:
         self._clock = clock
         self._ids = ids
         self._rng = random.Random()
-        self._subscribers: list[_Subscriber] = []
+        self._subscribers: list[Subscriber] = []
         self._groups: dict[str, _StreamGroup] = {}
         self._ws: WebSocketConnection | None = None  # set while connected
         self._meta: Row = {"path": target.path, "connectionId": ""}
@@ -251,7 +239,7 @@ class WsClient:
                 nursery.cancel_scope.shield = True
                 await self._session_in(nursery, stream)
         except* _RETRYABLE as group:
-            reason = describe_failure(next(_leaves(group)))
+            reason = describe_failure(leaves(group)[0])
         finally:
             await trio.aclose_forcefully(stream)
         return reason
@@ -270,9 +258,11 @@ class WsClient:
                     if stream.error is not None:
                         raise stream.error  # e.g. the server's TLS alert rejecting our certificate
                     if stream.ended.is_set():
-                        raise _AttemptFailed(self._early_eof_reason())
+                        raise ConnectAttemptFailed(self._early_eof_reason())
                     if handshake.cancelled_caught:
-                        raise _AttemptFailed(f"websocket handshake timed out after {conf.connect_timeout:g}s")
+                        raise ConnectAttemptFailed(
+                            f"websocket handshake timed out after {conf.connect_timeout:g}s"
+                        )
                     return  # stopped during the handshake
                 if conf.open_message:
                     # Before anyone may send: subscribe-style feeds expect the open message first.
@@ -324,7 +314,7 @@ class WsClient:
             # While a full rule buffer holds up delivery, trio-websocket's reader is stuck on its one-slot queue
             # and cannot see the pong: that is backpressure, not a dead peer.
             if waited.cancelled_caught and not self._delivering:
-                raise _AttemptFailed(f"no pong within {interval:g}s")
+                raise ConnectAttemptFailed(f"no pong within {interval:g}s")
 
     async def _receive(self, ws: WebSocketConnection) -> None:
         # Frames trio-websocket has already queued are taken with the one awaited and delivered as one batch, so
@@ -409,14 +399,14 @@ class WsClient:
         self._changed.set()
         self._changed = trio.Event()
 
-    def _join(self, sub: _Subscriber, decoder: Decoder | None) -> None:
+    def join(self, sub: Subscriber, decoder: Decoder | None) -> None:
         self._subscribers.append(sub)
         _mirror(self.metrics, sub.metrics)
         if sub.stream is not None and decoder is not None and sub.outbox is not None:
             # Subscribers of one stream share its decoder: the first one's is used for all.
             self._groups.setdefault(sub.stream, _StreamGroup(decoder)).subscribers.append(sub)
 
-    def _leave(self, sub: _Subscriber) -> None:
+    def leave(self, sub: Subscriber) -> None:
         self._subscribers.remove(sub)
         sub.metrics.status = CONNECTING
         if sub.stream is None:
@@ -443,77 +433,3 @@ def _mirror(source: ConnectionMetrics, dest: ConnectionMetrics) -> None:
     dest.last_disconnected_time = source.last_disconnected_time
     dest.last_disconnected_message = source.last_disconnected_message
     dest.last_try_time = source.last_try_time
-
-
-@final
-class WsClientPool:
-    """The engine's shared websocket client connections, keyed by ``WsTarget`` and refcounted.
-
-    Get it with ``client_pool(services)``; one exists per engine (``Services.shared``).
-    """
-
-    def __init__(self, services: Any) -> None:
-        self._services = services
-        self._clients: dict[WsTarget, WsClient] = {}
-        self._ids = itertools.count(1)
-
-    @property
-    def client_count(self) -> int:
-        """Live shared connections (tests use it to prove sharing and release)."""
-        return len(self._clients)
-
-    @asynccontextmanager
-    async def subscribe(
-        self,
-        conf: WsConf,
-        path: str,
-        *,
-        clock: Clock,
-        metrics: ConnectionMetrics,
-        stream: str | None = None,
-        decoder: Decoder | None = None,
-        outbox: Outbox | None = None,
-    ) -> AsyncIterator[WsClient]:
-        """Use the shared connection for ``conf`` + ``path`` for the duration of the ``async with`` block.
-
-        Args:
-          conf: a client-mode conf group. path: the stream's DATASOURCE or the action's path (query kept).
-          clock: the engine clock (timestamps). metrics: the caller's ``ctx.connection``, kept in sync.
-          stream, decoder, outbox: for sources: frames are decoded once per ``stream`` with the first
-            subscriber's ``decoder`` and each batch is awaited into ``outbox``. Sinks pass none of them.
-
-        Yields: the ``WsClient`` (``send``, ``wait_connected``). It may still be connecting.
-
-        Raises:
-          SourceError: a bad address or path, or TLS files that cannot be loaded. Connection problems never
-            raise: they are retried forever and reported through ``metrics``.
-
-        Cancellation: leaving the block unsubscribes; the last subscriber out closes the connection (shielded,
-        bounded) before the block exits.
-        """
-        target = resolve_target(conf, path)
-        client = self._clients.get(target)
-        fresh = client is None
-        if client is None:
-            client = self._clients[target] = WsClient(target, client_ssl_context(conf), clock, self._ids)
-        sub = _Subscriber(metrics, stream, outbox)
-        client._join(sub, decoder)
-        try:
-            if fresh:
-                await self._services.nursery.start(client.run)
-            yield client
-        finally:
-            client._leave(sub)
-            if not client.subscriber_count and self._clients.get(target) is client:
-                del self._clients[target]
-                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT * 2):
-                    await client.stop()
-
-    def __repr__(self) -> str:
-        return f"<WsClientPool clients={len(self._clients)}>"
-
-
-def client_pool(services: Any) -> WsClientPool:
-    """The engine-wide client pool kept in ``services`` (made on first use)."""
-    pool: WsClientPool = services.shared(POOL_KEY, lambda: WsClientPool(services))
-    return pool

@@ -15,7 +15,7 @@ from runtime.errors import SinkError, SourceError
 from runtime.formats import encoder
 from runtime.formats.decode import Decoder
 from runtime.io.contract import SinkSpec, SourceSpec
-from runtime.io.websocket.client import WsClient, client_pool
+from runtime.io.websocket.client import WsClient
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.tls import resolve_target
 from runtime.model import Outbox, Row
@@ -64,7 +64,7 @@ class ClientSource:
         Cancellation: unsubscribes; the last user of the connection closes it.
         """
         ctx = self._spec.ctx
-        pool = client_pool(ctx.services)
+        pool = ctx.services.ws_clients
         async with pool.subscribe(
             self._conf,
             self._spec.datasource,
@@ -125,7 +125,7 @@ class ClientSink:
         ctx = self._spec.ctx
         try:
             self._client = await self._stack.enter_async_context(
-                client_pool(ctx.services).subscribe(
+                ctx.services.ws_clients.subscribe(
                     self._conf, self._path, clock=ctx.clock, metrics=ctx.connection
                 )
             )

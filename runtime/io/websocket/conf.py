@@ -1,7 +1,7 @@
 """The websocket conf group (``etc/sources/websocket.toml``, one table per CONF_KEY): fields, defaults, validation.
 
 An empty ``addr`` means server mode (clients connect to Oort's global data server on the stream's path);
-``host:port`` or a ``ws://``/``wss://`` URL means client mode (Oort dials out). See WEBSOCKET.md §1.
+``host:port`` or a ``ws://``/``wss://`` URL means client mode (Oort dials out).
 
 ``parse_ws_conf`` checks every key and lists every problem at once, each with its key, so a user fixes a conf
 group in one round instead of one error per edit (eKuiper silently ignores unknown keys).
@@ -15,7 +15,7 @@ from typing import Any, final
 import attrs
 
 from runtime.config import parse_duration_ms
-from runtime.errors import PlanError
+from runtime.errors import ConfigProblem, PlanError
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 
@@ -49,12 +49,8 @@ class WsConf:
         return not self.addr
 
 
-# A checker turns a raw TOML/JSON value into the field's value or raises _Bad with what is wrong with it.
+# A checker turns a raw TOML/JSON value into the field's value or raises ConfigProblem saying what is wrong.
 _Check = Callable[[Any], Any]
-
-
-class _Bad(ValueError):
-    pass
 
 
 def _describe(value: Any) -> str:
@@ -63,44 +59,44 @@ def _describe(value: Any) -> str:
 
 def _str(value: Any) -> str:
     if not isinstance(value, str):
-        raise _Bad(f"expected a string, got {_describe(value)}")
+        raise ConfigProblem(f"expected a string, got {_describe(value)}")
     return value
 
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _Bad(f"expected true or false, got {_describe(value)}")
+        raise ConfigProblem(f"expected true or false, got {_describe(value)}")
     return value
 
 
 def _count(value: Any) -> int:
     if type(value) is not int:
-        raise _Bad(f"expected a non-negative integer, got {_describe(value)}")
+        raise ConfigProblem(f"expected a non-negative integer, got {_describe(value)}")
     if value < 0:
-        raise _Bad(f"must not be negative, got {value}")
+        raise ConfigProblem(f"must not be negative, got {value}")
     return value
 
 
 def _seconds(value: Any) -> float:
     """A duration: a number of seconds, or a Go duration string (``"5s"``, ``"500ms"``, ``"1m30s"``)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _Bad(f"expected seconds or a duration like '5s' or '500ms', got {_describe(value)}")
+        raise ConfigProblem(f"expected seconds or a duration like '5s' or '500ms', got {_describe(value)}")
     if isinstance(value, str):
         try:
             seconds = parse_duration_ms(value.strip()) / 1000.0
         except ValueError:
-            raise _Bad(f"expected a duration like '5s' or '500ms', got {value!r}") from None
+            raise ConfigProblem(f"expected a duration like '5s' or '500ms', got {value!r}") from None
     else:
         seconds = float(value)
     if seconds < 0:
-        raise _Bad(f"must not be negative, got {value!r}")
+        raise ConfigProblem(f"must not be negative, got {value!r}")
     return seconds
 
 
 def _scheme(value: Any) -> str:
     scheme = _str(value).strip().lower()
     if scheme not in ("ws", "wss"):
-        raise _Bad(f"expected 'ws' or 'wss', got {value!r}")
+        raise ConfigProblem(f"expected 'ws' or 'wss', got {value!r}")
     return scheme
 
 
@@ -111,23 +107,23 @@ def _addr(value: Any) -> str:
     if "://" in addr:
         scheme, _, rest = addr.partition("://")
         if scheme.lower() not in ("ws", "wss"):
-            raise _Bad(f"a URL must start with ws:// or wss://, got {value!r}")
+            raise ConfigProblem(f"a URL must start with ws:// or wss://, got {value!r}")
         hostport = rest.split("/", 1)[0]
         if not hostport:
-            raise _Bad(f"expected ws://host:port, got {value!r}")
+            raise ConfigProblem(f"expected ws://host:port, got {value!r}")
         return addr
     host, sep, port = addr.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise _Bad(f"expected 'host:port' or a ws:// or wss:// URL, got {value!r}")
+        raise ConfigProblem(f"expected 'host:port' or a ws:// or wss:// URL, got {value!r}")
     return addr
 
 
 def _headers(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise _Bad(f"expected a table of header = value strings, got {_describe(value)}")
+        raise ConfigProblem(f"expected a table of header = value strings, got {_describe(value)}")
     bad = sorted(str(k) for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str))
     if bad:
-        raise _Bad(f"header values must be strings: {', '.join(bad)}")
+        raise ConfigProblem(f"header values must be strings: {', '.join(bad)}")
     return dict(value)
 
 
@@ -135,7 +131,7 @@ def _origins(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,) if value else ()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _Bad(f"expected a list of strings, got {_describe(value)}")
+        raise ConfigProblem(f"expected a list of strings, got {_describe(value)}")
     return tuple(value)
 
 
@@ -180,7 +176,7 @@ def parse_ws_conf(props: dict[str, Any], where: str) -> WsConf:
         name, check = entry
         try:
             values[name] = check(raw)
-        except _Bad as exc:
+        except ConfigProblem as exc:
             problems.append(f"{key}: {exc}")
     if not problems:
         conf = WsConf(**values)

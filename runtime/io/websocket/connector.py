@@ -6,19 +6,28 @@ client-mode source (Oort dials ``scheme://addr`` + DATASOURCE). A sink is config
 ``path`` (required), and for client mode ``addr``, ``scheme`` and the TLS keys; ``confKey`` names a conf group of
 ``etc/sources/websocket.toml`` to start from, so a source and a sink can share one address and its TLS files.
 
-The mode modules are imported inside the factories: they pull in trio-websocket and the hub, which the registry
-(imported by every engine, CLI and test) does not need until a websocket rule is actually built.
+The registry also gets this module's conf group check (``check_websocket_conf``, run by the REST API before a
+conf group is saved) and connection test (``test_websocket_connection``).
+
+The mode modules are imported inside the factories: they pull in trio-websocket and hypercorn, which the
+registry (imported by every engine, CLI and test) does not need until a websocket rule is actually built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import trio
+
+from runtime.clock import Clock
 from runtime.config import conf_group
-from runtime.errors import ConfigError, PlanError
+from runtime.errors import ConfigError, EngineError, PlanError
 from runtime.formats.decode import make_decoder
 from runtime.io.contract import Sink, SinkSpec, Source, SourceSpec
+from runtime.io.services import Services
 from runtime.io.websocket.conf import WsConf, parse_ws_conf
+from runtime.metrics import ConnectionMetrics
 from runtime.sql.ast import StreamDef, StreamOptions
 
 SINK_CONF_KEY = "confKey"
@@ -90,7 +99,7 @@ def sink_conf(spec: SinkSpec) -> tuple[WsConf, str]:
     if key is not None:
         if not isinstance(key, str) or not key:
             raise PlanError(f"{where}: {SINK_CONF_KEY} must be a conf group name, got {key!r}")
-        etc_dir = getattr(spec.ctx.services, "etc_dir", None)
+        etc_dir = spec.ctx.services.etc_dir
         if etc_dir is None:
             raise PlanError(f"{where}: {SINK_CONF_KEY} needs the engine's etc folder")
         try:
@@ -116,3 +125,34 @@ def websocket_sink(spec: SinkSpec) -> Sink:
     from runtime.io.websocket.client_mode import ClientSink
 
     return ClientSink(spec, conf, path)
+
+
+def check_websocket_conf(props: Mapping[str, Any], where: str) -> None:
+    """The registry's conf group check: every wrong key or value of a websocket conf group at once.
+
+    Raises:
+      PlanError: unknown keys (naming the nearest valid one) and bad values, each prefixed by ``where``.
+    """
+    parse_ws_conf(dict(props), where)
+
+
+async def test_websocket_connection(services: Services, clock: Clock, props: Mapping[str, Any]) -> str:
+    """The registry's connection test: dial a client-mode conf group (``datasource`` is the URL path).
+
+    Uses the engine's real shared-connection pool (joining an identical live connection if one exists) and
+    waits up to the conf group's ``connectTimeout`` for the connection.
+
+    Raises:
+      EngineError: invalid properties, server mode (nothing to dial) or the connection failed (with why).
+    """
+    values = dict(props)
+    path = str(values.pop("datasource", "/") or "/")
+    conf = parse_ws_conf(values, "connection test")
+    if conf.server_mode:
+        raise EngineError("connection test: addr is empty (server mode has nothing to dial)")
+    metrics = ConnectionMetrics()
+    async with services.ws_clients.subscribe(conf, path, clock=clock, metrics=metrics) as client:
+        with trio.move_on_after(conf.connect_timeout + 0.5):
+            await client.wait_connected()
+            return f"connected to {client.url}"
+    raise EngineError(f"cannot connect to {client.url}: {metrics.last_disconnected_message or 'timed out'}")

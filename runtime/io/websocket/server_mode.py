@@ -1,7 +1,8 @@
 """The websocket source and sink in server mode (conf group without ``addr``): users of the global data server.
 
 A server-mode source receives what clients send on its DATASOURCE path; a server-mode sink sends every output
-message to the clients connected on its ``path``. Both hold the server up while they run (WEBSOCKET.md §2, §5).
+message to the clients connected on its ``path``. Both hold a reference to the engine's data server
+(``Services.data_server``, see ``server.py``) while they run, so the server is up exactly while some rule uses it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from runtime.formats import encoder
 from runtime.formats.decode import Decoder
 from runtime.io.contract import SinkSpec, SourceSpec
 from runtime.io.websocket.conf import WsConf
-from runtime.io.websocket.hub import hub_of
+from runtime.io.websocket.endpoint import Endpoint
 from runtime.model import Outbox, Row
 
 TEXT_FORMATS = frozenset({"json", "delimited"})  # sent as text frames; every other format as binary frames
@@ -69,10 +70,17 @@ class ServerSource:
         it); the last user of the server stops it, so the port is free when this returns.
         """
         ctx = self._spec.ctx
-        hub = hub_of(ctx.services)
         stack = AsyncExitStack()
         await stack.enter_async_context(
-            hub.subscribe(self._path, self._spec.stream, self._decoder, send, ctx, self._conf)
+            ctx.services.data_server.subscribe(
+                self._path,
+                self._spec.stream,
+                self._decoder,
+                send,
+                self._conf,
+                clock=ctx.clock,
+                metrics=ctx.connection,
+            )
         )
         try:
             task_status.started()
@@ -115,7 +123,7 @@ class ServerSink:
         self._conf = conf
         self._path = server_path(path)
         self._stack = AsyncExitStack()
-        self._broadcast: Any = None
+        self._endpoint: Endpoint | None = None
         self.slow_clients = 0
 
     async def open(self) -> None:
@@ -125,8 +133,10 @@ class ServerSink:
           ServerStartError: the data server could not be started.
         """
         ctx = self._spec.ctx
-        self._broadcast = await self._stack.enter_async_context(
-            hub_of(ctx.services).publisher(self._path, ctx, self._conf)
+        self._endpoint = await self._stack.enter_async_context(
+            ctx.services.data_server.publisher(
+                self._path, self._conf, clock=ctx.clock, metrics=ctx.connection
+            )
         )
 
     async def write(self, data: Row | list[Row]) -> None:
@@ -135,10 +145,10 @@ class ServerSink:
         Raises:
           SinkError: the sink is not open.
         """
-        if self._broadcast is None:
+        if self._endpoint is None:
             raise SinkError(f"websocket sink on {self._path} is not open")
         payload = self._encode(data)
-        slow: int = self._broadcast(self._text, payload.decode() if self._text else payload)
+        slow = self._endpoint.broadcast(self._text, payload.decode() if self._text else payload)
         if slow:
             self.slow_clients += slow
             ctx = self._spec.ctx
@@ -150,7 +160,7 @@ class ServerSink:
 
     async def aclose(self) -> None:
         """Unregister ``path`` (the last user stops the server). Idempotent."""
-        self._broadcast = None
+        self._endpoint = None
         with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT):
             await self._stack.aclose()
 

@@ -138,7 +138,7 @@ def client_ssl_context(conf: WsConf) -> ssl.SSLContext | None:
         with _loading("client certificate/key", files):
             ctx.load_cert_chain(conf.certification_path, conf.private_key_path or None)
     if conf.insecure_skip_verify:
-        # Order matters: ssl refuses CERT_NONE while check_hostname is still on (STACK.md §a).
+        # Order matters: ssl refuses CERT_NONE while check_hostname is still on (``ssl.SSLContext`` checks this).
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
@@ -152,7 +152,7 @@ async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None) -> Tran
 
     Doing the TLS handshake here rather than inside trio-websocket makes a verify failure surface at once as
     ``BrokenResourceError`` caused by the ``ssl`` error that names it, instead of as a silent handshake timeout
-    (STACK.md §b). The caller bounds the whole dial with its connect timeout.
+    (trio-websocket reports only the timeout). The caller bounds the whole dial with its connect timeout.
 
     Raises:
       OSError: refused or unreachable. trio.BrokenResourceError: the TLS handshake failed (see ``__cause__``).

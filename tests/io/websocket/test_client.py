@@ -26,10 +26,9 @@ from runtime.io.websocket.client import (
     CONNECTED,
     DISCONNECTED,
     WsClient,
-    WsClientPool,
-    client_pool,
 )
 from runtime.io.websocket.conf import WsConf
+from runtime.io.websocket.pool import WsClientPool
 from runtime.io.websocket.tls import client_ssl_context, resolve_target
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Row
@@ -165,8 +164,8 @@ async def test_frames_reach_the_outbox_with_meta_and_status() -> None:
         async with engine_services() as (services, nursery):
             peer = Peer()
             await peer.start(nursery)
-            pool = client_pool(services)
-            assert client_pool(services) is pool
+            pool = services.ws_clients
+            assert services.ws_clients is pool
             async with source_sub(pool, conf_for(peer), "/feed?token=s3cret") as (client, recv, metrics):
                 await client.wait_connected()
                 assert metrics.status == CONNECTED and metrics.last_connected_time > 0
@@ -193,7 +192,7 @@ async def test_bad_frames_become_error_items_between_good_ones() -> None:
         async with engine_services() as (services, nursery):
             peer = Peer()
             await peer.start(nursery)
-            async with source_sub(client_pool(services), conf_for(peer), "/f") as (client, recv, _):
+            async with source_sub(services.ws_clients, conf_for(peer), "/f") as (client, recv, _):
                 await client.wait_connected()
                 for frame in ('{"n": 1}', "{not json", "42", '{"n": 2}', '[{"n": 3}, 7]', '{"n": 4}'):
                     await peer.send_all(frame)
@@ -216,7 +215,7 @@ async def test_request_headers_reach_the_server() -> None:
             peer = Peer()
             await peer.start(nursery)
             conf = conf_for(peer, request_headers={"Authorization": "Bearer abc", "X-Feed": "7"})
-            async with source_sub(client_pool(services), conf, "/h") as (client, _, _):
+            async with source_sub(services.ws_clients, conf, "/h") as (client, _, _):
                 await client.wait_connected()
             path, headers = peer.handshakes[0]
             assert path == "/h"
@@ -236,7 +235,7 @@ async def test_identical_settings_share_one_connection_and_decode_once() -> None
         async with engine_services() as (services, nursery):
             peer = Peer()
             await peer.start(nursery)
-            pool = client_pool(services)
+            pool = services.ws_clients
             conf = conf_for(peer)
             async with (
                 source_sub(pool, conf, "/p?k=1", decoder=counting) as (c1, r1, m1),
@@ -276,9 +275,7 @@ async def test_sink_send_fails_while_disconnected_and_works_once_connected() -> 
             peer = Peer(port=free_port())
             conf = WsConf(addr=f"127.0.0.1:{peer.port}", reconnect_min_delay=0.01, reconnect_max_delay=0.05)
             metrics = ConnectionMetrics()
-            async with client_pool(services).subscribe(
-                conf, "/out", clock=Clock(), metrics=metrics
-            ) as client:
+            async with services.ws_clients.subscribe(conf, "/out", clock=Clock(), metrics=metrics) as client:
                 await client.wait_status(DISCONNECTED)
                 with pytest.raises(SinkError, match=r"websocket ws://127\.0\.0\.1:\d+/out is not connected"):
                     await client.send("lost")
@@ -298,7 +295,7 @@ async def test_rejected_handshake_is_reported_and_retried() -> None:
             peer.reject_status = 403
             await peer.start(nursery)
             conf = conf_for(peer, reconnect_min_delay=0.01, reconnect_max_delay=0.02)
-            async with source_sub(client_pool(services), conf, "/r") as (client, recv, metrics):
+            async with source_sub(services.ws_clients, conf, "/r") as (client, recv, metrics):
                 await client.wait_status(DISCONNECTED)
                 assert metrics.last_disconnected_message == "websocket handshake rejected with HTTP 403"
                 peer.reject_status = 0
@@ -318,7 +315,7 @@ async def test_reconnects_after_every_server_restart(autojump_clock: trio.testin
             peer = Peer()
             await peer.start(nursery)
             conf = conf_for(peer, open_message='{"subscribe": "all"}')
-            async with source_sub(client_pool(services), conf, "/feed") as (client, recv, metrics):
+            async with source_sub(services.ws_clients, conf, "/feed") as (client, recv, metrics):
                 seen: list[int] = []
                 for cycle in range(6):
                     await client.wait_connected()
@@ -354,7 +351,7 @@ async def test_first_dial_to_a_dead_address_retries_until_the_server_appears(
         async with engine_services() as (services, nursery):
             peer = Peer(port=free_port())
             conf = WsConf(addr=f"127.0.0.1:{peer.port}", reconnect_min_delay=0.1, reconnect_max_delay=2.0)
-            async with source_sub(client_pool(services), conf, "/late?token=s3cret") as (
+            async with source_sub(services.ws_clients, conf, "/late?token=s3cret") as (
                 client,
                 recv,
                 metrics,
@@ -399,7 +396,7 @@ async def _tls_roundtrip(certs: Certs, conf: WsConf, *, mtls: bool = False) -> C
         peer = Peer(server_ssl_context(certs, require_client_cert=mtls))
         await peer.start(nursery)
         conf = attrs.evolve(conf, addr=f"localhost:{peer.port}", scheme="wss")
-        async with source_sub(client_pool(services), conf, "/secure") as (client, recv, metrics):
+        async with source_sub(services.ws_clients, conf, "/secure") as (client, recv, metrics):
             await client.wait_connected()
             await peer.send_all('{"tls": true}')
             assert await rows(recv) == [{"tls": True}]
@@ -436,7 +433,7 @@ async def test_wss_with_a_wrong_ca_fails_fast_with_the_verify_reason(certs: Cert
                 addr=f"wss://localhost:{peer.port}", root_ca_path=str(certs.other_ca), connect_timeout=5
             )
             started = trio.current_time()
-            async with source_sub(client_pool(services), conf, "/secure") as (client, _, metrics):
+            async with source_sub(services.ws_clients, conf, "/secure") as (client, _, metrics):
                 await client.wait_status(DISCONNECTED)
                 elapsed = trio.current_time() - started
             assert elapsed < 1.0  # well under connect_timeout: not a silent handshake timeout
@@ -452,7 +449,7 @@ async def test_wss_client_certificate_rejected_by_the_server_fails_fast(certs: C
             await peer.start(nursery)
             conf = WsConf(addr=f"wss://localhost:{peer.port}", root_ca_path=str(certs.ca), connect_timeout=5)
             started = trio.current_time()
-            async with source_sub(client_pool(services), conf, "/secure") as (client, _, metrics):
+            async with source_sub(services.ws_clients, conf, "/secure") as (client, _, metrics):
                 await client.wait_status(DISCONNECTED)
                 elapsed = trio.current_time() - started
             assert elapsed < 1.0  # not the 5 s handshake timeout

@@ -15,7 +15,7 @@ from runtime.clock import Clock
 from runtime.errors import PlanError, SinkError, SourceError
 from runtime.io.contract import IoContext, SinkSpec, SourceSpec
 from runtime.io.services import Services
-from runtime.io.websocket.client import CONNECTED, DISCONNECTED, client_pool
+from runtime.io.websocket.client import CONNECTED, DISCONNECTED
 from runtime.io.websocket.client_mode import ClientSink, ClientSource
 from runtime.io.websocket.conf import WsConf
 from runtime.model import Batch, ErrorItem, Event
@@ -44,7 +44,7 @@ def sink_spec(services: Services, **props: Any) -> SinkSpec:
 
 async def wait_status(services: Services, status: int) -> None:
     """Wait on the shared client (there is exactly one in these tests) until it reaches ``status``."""
-    (client,) = client_pool(services)._clients.values()
+    (client,) = services.ws_clients._clients.values()
     await client.wait_status(status)
 
 
@@ -89,7 +89,7 @@ async def test_source_starts_at_once_and_delivers_frames_and_errors() -> None:
                 assert "s3cret" not in second[0].message
                 rule.cancel_scope.cancel()
             await peer.wait_for(lambda: peer.connected == 0)  # the rule stopped: connection released
-            assert client_pool(services).client_count == 0
+            assert services.ws_clients.client_count == 0
             await peer.stop()
 
 
@@ -102,7 +102,7 @@ async def test_source_reports_unloadable_tls_files(tmp_path: Any) -> None:
             send, _recv = trio.open_memory_channel[Batch](1)
             with pytest.raises(SourceError, match="root CA file"):
                 await source.run(send)
-            assert client_pool(services).client_count == 0
+            assert services.ws_clients.client_count == 0
 
 
 async def test_sink_sends_text_frames_and_fails_while_disconnected() -> None:
@@ -179,7 +179,7 @@ async def test_source_and_sink_with_identical_settings_share_one_connection() ->
                 await peer.send_all('{"r": 1}')
                 batch = await recv.receive()
                 assert isinstance(batch[0], Event) and batch[0].data == {"r": 1}
-                assert len(peer.handshakes) == 1 and client_pool(services).client_count == 1
+                assert len(peer.handshakes) == 1 and services.ws_clients.client_count == 1
                 rule.cancel_scope.cancel()
             assert peer.connected == 1  # the sink still holds the connection
             await sink.aclose()

@@ -1,4 +1,4 @@
-"""WsHub: the global data server's lifetime, routing, limits, decoding and flow control, over real sockets."""
+"""DataServer and Endpoint: the global data server's lifetime, routing, limits, decoding and flow control, over real sockets."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from runtime.formats.decode import DecodeError, Decoder
 from runtime.io.contract import IoContext
 from runtime.io.services import Services
 from runtime.io.websocket.conf import WsConf
-from runtime.io.websocket.hub import GATHER_FAN_OUT, WsHub, hub_of
+from runtime.io.websocket.endpoint import GATHER_FAN_OUT
+from runtime.io.websocket.server import DataServer
 from runtime.model import Batch, ErrorItem, Event, Row
 from tests.tls_certs import Certs
 
@@ -52,6 +53,11 @@ def make_ctx(services: Services | None, rule: str = "r") -> IoContext:
     return IoContext(rule_id=rule, clock=Clock(), services=services, logger=logging.getLogger(rule))
 
 
+def registrant(ctx: IoContext) -> dict[str, Any]:
+    """The ``clock``/``metrics`` keywords of ``subscribe``/``publisher`` for a rule's context."""
+    return {"clock": ctx.clock, "metrics": ctx.connection}
+
+
 @pytest.fixture
 def services(nursery: trio.Nursery) -> Services:
     s = Services(source_conf=LOCAL)
@@ -61,7 +67,7 @@ def services(nursery: trio.Nursery) -> Services:
 
 @asynccontextmanager
 async def rule_on(
-    hub: WsHub,
+    hub: DataServer,
     path: str,
     stream: str = "s",
     *,
@@ -71,7 +77,11 @@ async def rule_on(
 ) -> AsyncIterator[tuple[trio.MemoryReceiveChannel[Batch], IoContext]]:
     send, recv = trio.open_memory_channel[Batch](buffer)
     ctx = make_ctx(None)  # the hub itself never reads ctx.services
-    async with send, recv, hub.subscribe(path, stream, decoder or json_decoder(), send, ctx, conf):
+    async with (
+        send,
+        recv,
+        hub.subscribe(path, stream, decoder or json_decoder(), send, conf, **registrant(ctx)),
+    ):
         yield recv, ctx
 
 
@@ -141,7 +151,7 @@ async def refused(port: int) -> bool:
 
 async def test_server_lives_from_first_acquire_to_last_release(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         assert not hub.running
         async with rule_on(hub, "/a"):
             port = hub.port
@@ -162,7 +172,7 @@ async def test_server_lives_from_first_acquire_to_last_release(services: Service
 
 async def test_a_thousand_cycles_leak_nothing(services: Services) -> None:
     with trio.fail_after(60):
-        hub = hub_of(services)
+        hub = services.data_server
         for _ in range(1000):
             async with rule_on(hub, "/p", "s1"), rule_on(hub, "/p", "s2"):
                 pass
@@ -172,7 +182,7 @@ async def test_a_thousand_cycles_leak_nothing(services: Services) -> None:
 
 async def test_unknown_path_is_refused_with_403(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with rule_on(hub, "/known"):
             assert await handshake_status(hub.port, "/known") == 101
             assert await handshake_status(hub.port, "/other") == 403
@@ -180,7 +190,7 @@ async def test_unknown_path_is_refused_with_403(services: Services) -> None:
 
 async def test_clients_get_1001_when_the_last_rule_stops(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with open_ws_after(hub, "/a") as (ws, release):
             await release()
             with pytest.raises(ConnectionClosed) as info:
@@ -190,7 +200,7 @@ async def test_clients_get_1001_when_the_last_rule_stops(services: Services) -> 
 
 
 @asynccontextmanager
-async def open_ws_after(hub: WsHub, path: str) -> AsyncIterator[tuple[Any, Any]]:
+async def open_ws_after(hub: DataServer, path: str) -> AsyncIterator[tuple[Any, Any]]:
     """A client connected to ``path`` plus a coroutine that releases the only rule on it."""
     done = trio.Event()
     released = trio.Event()
@@ -216,7 +226,7 @@ async def open_ws_after(hub: WsHub, path: str) -> AsyncIterator[tuple[Any, Any]]
 
 async def test_oversized_frame_closes_1009(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with rule_on(hub, "/a", conf=WsConf(max_message_size=100)) as (recv, _):
             async with connect(hub.port, "/a") as ws:
                 await ws.send_message('{"ok": 1}')
@@ -230,7 +240,7 @@ async def test_oversized_frame_closes_1009(services: Services) -> None:
 async def test_bad_frames_become_error_items_and_the_connection_stays(services: Services) -> None:
     bad: list[str | bytes] = ["{nope", "42", '[{"a": 1}, 2]', b"\x00\x01garbage", b'\xff\xfe{"a": 1}']
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with rule_on(hub, "/a") as (recv, _):
             async with connect(hub.port, "/a") as ws:
                 await ws.send_message('{"n": 0}')
@@ -246,7 +256,7 @@ async def test_bad_frames_become_error_items_and_the_connection_stays(services: 
 
 async def test_meta_names_the_connection(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with rule_on(hub, "/a") as (recv, ctx):
             assert ctx.connection.status == 0
             async with connect(hub.port, "/a?site=7") as ws:
@@ -269,7 +279,7 @@ async def test_fan_out_decodes_once_per_stream_and_fan_in_merges_clients(service
     calls_s: list[int] = []
     calls_t: list[int] = []
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         dec_s = json_decoder(calls_s)
         async with (
             rule_on(hub, "/a", "s", decoder=dec_s) as (r1, _),
@@ -291,7 +301,7 @@ async def test_fan_out_decodes_once_per_stream_and_fan_in_merges_clients(service
 
 async def test_stopping_one_rule_keeps_the_clients_of_another(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with rule_on(hub, "/a", "s") as (keep, _):
             async with open_ws_after(hub, "/a") as (ws, release):
                 await release()  # the other rule on /a
@@ -301,10 +311,10 @@ async def test_stopping_one_rule_keeps_the_clients_of_another(services: Services
 
 async def test_a_full_outbox_stops_reading_and_loses_nothing(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         send, recv = trio.open_memory_channel[Batch](1)
         ctx = make_ctx(services)
-        async with send, recv, hub.subscribe("/a", "s", json_decoder(), send, ctx, CONF):
+        async with send, recv, hub.subscribe("/a", "s", json_decoder(), send, CONF, **registrant(ctx)):
             async with connect(hub.port, "/a") as ws:
                 for i in range(50):
                     await ws.send_message(f'{{"i": {i}}}')
@@ -321,7 +331,7 @@ async def test_a_path_with_many_rules_delivers_every_frame_to_each_in_order(serv
     # From GATHER_FAN_OUT rules on, the reader waits a few passes for more frames before delivering: batches
     # may hold several frames, but every rule still gets every frame once, in order.
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with AsyncExitStack() as stack:
             recvs = []
             for index in range(GATHER_FAN_OUT):
@@ -329,7 +339,9 @@ async def test_a_path_with_many_rules_delivers_every_frame_to_each_in_order(serv
                 await stack.enter_async_context(send)
                 await stack.enter_async_context(recv)
                 ctx = make_ctx(services, f"r{index}")
-                await stack.enter_async_context(hub.subscribe("/a", "s", json_decoder(), send, ctx, CONF))
+                await stack.enter_async_context(
+                    hub.subscribe("/a", "s", json_decoder(), send, CONF, **registrant(ctx))
+                )
                 recvs.append(recv)
             async with connect(hub.port, "/a") as ws:
                 for i in range(200):
@@ -356,7 +368,7 @@ async def test_token_and_origin_admission(
     services: Services, conf: WsConf, path: str, headers: list[tuple[bytes, bytes]], ok: bool
 ) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with rule_on(hub, "/a", conf=conf) as (recv, _):
             if ok:
                 async with connect(hub.port, path, headers=headers) as ws:
@@ -368,7 +380,7 @@ async def test_token_and_origin_admission(
 
 async def test_connection_cap_per_path(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with rule_on(hub, "/a", conf=WsConf(max_connections=1)):
             async with connect(hub.port, "/a"):
                 assert await handshake_status(hub.port, "/a") == 403
@@ -382,7 +394,7 @@ async def test_port_in_use_is_a_server_start_error(nursery: trio.Nursery) -> Non
         port = taken.getsockname()[1]
         services = Services(source_conf=SourceConf(http_server_ip="127.0.0.1", http_server_port=port))
         services.attach(nursery)
-        hub = hub_of(services)
+        hub = services.data_server
         with pytest.raises(
             ServerStartError, match=f"cannot start the websocket data server on 127.0.0.1:{port}: "
         ):
@@ -399,7 +411,7 @@ async def test_bad_tls_files_are_a_server_start_error(nursery: trio.Nursery, tmp
         )
         services.attach(nursery)
         with pytest.raises(ServerStartError, match="No such file"):
-            async with rule_on(hub_of(services), "/a"):
+            async with rule_on(services.data_server, "/a"):
                 pass
 
 
@@ -411,7 +423,7 @@ async def test_wss_and_mutual_tls(nursery: trio.Nursery, certs: Certs) -> None:
                 source_conf=SourceConf(http_server_ip="127.0.0.1", http_server_port=0, http_server_tls=tls)
             )
             services.attach(nursery)
-            hub = hub_of(services)
+            hub = services.data_server
             async with rule_on(hub, "/a") as (recv, _):
                 client = ssl.create_default_context(cafile=str(certs.ca))
                 client.load_cert_chain(str(certs.client_cert), str(certs.client_key))
@@ -428,13 +440,15 @@ async def test_wss_and_mutual_tls(nursery: trio.Nursery, certs: Certs) -> None:
 
 async def test_stopping_a_stuck_rule_frees_the_reader_for_the_others(services: Services) -> None:
     with trio.fail_after(10):
-        hub = hub_of(services)
+        hub = services.data_server
         async with rule_on(hub, "/a", "s", buffer=1) as (live, _):
             stuck_send, stuck_recv = trio.open_memory_channel[Batch](0)  # nobody ever reads it
             stop = trio.Event()
 
             async def stuck_rule(task_status: trio.TaskStatus[None]) -> None:
-                async with hub.subscribe("/a", "s", json_decoder(), stuck_send, make_ctx(None), CONF):
+                async with hub.subscribe(
+                    "/a", "s", json_decoder(), stuck_send, CONF, **registrant(make_ctx(None))
+                ):
                     task_status.started()
                     await stop.wait()
 
@@ -455,10 +469,10 @@ async def test_batched_paths_are_active_under_the_pinned_hypercorn(
 ) -> None:
     """Canary: the reader's queued-frame drain and the writer's one-write path use hypercorn internals; under the
     pinned version both must be in use (a silent fallback would only show as lost throughput)."""
-    from runtime.io.websocket import hub as hub_module
+    from runtime.io.websocket import _hypercorn
 
     seen: dict[str, Any] = {}
-    real_writer, real_nowait = hub_module._frame_writer, hub_module._nowait
+    real_writer, real_nowait = _hypercorn.frame_writer, _hypercorn.nowait
 
     def writer(send: Any) -> Any:
         seen["writer"] = real_writer(send)
@@ -468,16 +482,19 @@ async def test_batched_paths_are_active_under_the_pinned_hypercorn(
         seen["nowait"] = real_nowait(receive)
         return seen["nowait"]
 
-    monkeypatch.setattr(hub_module, "_frame_writer", writer)
-    monkeypatch.setattr(hub_module, "_nowait", nowait)
-    hub = hub_of(services)
+    monkeypatch.setattr(_hypercorn, "frame_writer", writer)
+    monkeypatch.setattr(_hypercorn, "nowait", nowait)
+    hub = services.data_server
     with trio.fail_after(10):
-        async with rule_on(hub, "/in") as (recv, _), hub.publisher("/out", make_ctx(None), CONF) as broadcast:
+        async with (
+            rule_on(hub, "/in") as (recv, _),
+            hub.publisher("/out", CONF, **registrant(make_ctx(None))) as out_ep,
+        ):
             async with connect(hub.port, "/out") as out, connect(hub.port, "/in") as feed:
                 while hub.counts()["connections"] < 2:
                     await trio.testing.wait_all_tasks_blocked()
                 for i in range(3):
-                    broadcast(True, f'{{"i": {i}}}')
+                    out_ep.broadcast(True, f'{{"i": {i}}}')
                 assert [await out.get_message() for _ in range(3)] == [f'{{"i": {i}}}' for i in range(3)]
                 await feed.send_message('{"a": 1}')
                 assert rows(await recv.receive()) == [{"a": 1}]
@@ -485,7 +502,7 @@ async def test_batched_paths_are_active_under_the_pinned_hypercorn(
 
 
 async def test_plain_asgi_callables_fall_back_to_one_frame_at_a_time() -> None:
-    from runtime.io.websocket import hub as hub_module
+    from runtime.io.websocket import _hypercorn
 
     async def send(message: Any) -> None:
         pass
@@ -493,5 +510,5 @@ async def test_plain_asgi_callables_fall_back_to_one_frame_at_a_time() -> None:
     async def receive() -> Any:
         return {}
 
-    assert hub_module._frame_writer(send) is None
-    assert hub_module._nowait(receive) is None
+    assert _hypercorn.frame_writer(send) is None
+    assert _hypercorn.nowait(receive) is None

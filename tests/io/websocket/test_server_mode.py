@@ -20,10 +20,9 @@ from runtime.io.contract import IoContext, SinkSpec, SourceSpec
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.io.websocket.conf import WsConf
-from runtime.io.websocket.hub import WsHub, hub_of
 from runtime.io.websocket.server_mode import ServerSink, ServerSource
 from runtime.model import Batch, Event
-from tests.io.websocket.test_hub import LOCAL, connect, json_decoder, refused
+from tests.io.websocket.test_data_server import LOCAL, connect, json_decoder, refused
 
 
 @pytest.fixture
@@ -57,7 +56,7 @@ async def test_source_binds_before_started_and_frees_the_port_when_cancelled(ser
     with trio.fail_after(10):
         source = ServerSource(source_spec(services), WsConf(), json_decoder())
         send, recv = trio.open_memory_channel[Batch](10)
-        hub = hub_of(services)
+        hub = services.data_server
         async with trio.open_nursery() as nursery:
             await nursery.start(source.run, send)
             port = hub.port
@@ -91,9 +90,9 @@ async def test_sink_broadcasts_to_every_client_on_its_path(services: Services) -
         sink = ServerSink(sink_spec(services), WsConf(), "out")
         await sink.open()
         try:
-            port = hub_of(services).port
+            port = services.data_server.port
             async with connect(port, "/out") as c1, connect(port, "/out") as c2:
-                while hub_of(services).counts()["connections"] < 2:
+                while services.data_server.counts()["connections"] < 2:
                     await trio.testing.wait_all_tasks_blocked()
                 await sink.write({"t": 1})
                 await sink.write([{"t": 2}, {"t": 3}])
@@ -102,7 +101,7 @@ async def test_sink_broadcasts_to_every_client_on_its_path(services: Services) -
                     assert orjson.loads(await ws.get_message()) == [{"t": 2}, {"t": 3}]
         finally:
             await sink.aclose()
-        assert not hub_of(services).running
+        assert not services.data_server.running
         with pytest.raises(SinkError, match="not open"):
             await sink.write({"t": 4})
 
@@ -110,12 +109,12 @@ async def test_sink_broadcasts_to_every_client_on_its_path(services: Services) -
 async def test_a_slow_sink_client_is_closed_1008_and_never_stalls_the_rule(services: Services) -> None:
     with trio.fail_after(20):
         # A small outbound queue so the test fills it quickly; the client never reads.
-        services.shared("websocket.hub", lambda: WsHub(services, outbound_queue=4))
+        services.data_server.outbound_queue = 4
         sink = ServerSink(sink_spec(services), WsConf(), "/out")
         await sink.open()
         try:
-            async with connect(hub_of(services).port, "/out") as slow:
-                while hub_of(services).counts()["connections"] < 1:
+            async with connect(services.data_server.port, "/out") as slow:
+                while services.data_server.counts()["connections"] < 1:
                     await trio.testing.wait_all_tasks_blocked()
                 big = {"pad": "x" * 100_000}
                 for _ in range(2000):
@@ -142,7 +141,7 @@ async def test_sink_and_source_share_the_server(services: Services) -> None:
         sink = ServerSink(sink_spec(services), WsConf(), "/out")
         source = ServerSource(source_spec(services, "/in"), WsConf(), json_decoder())
         send, recv = trio.open_memory_channel[Batch](10)
-        hub = hub_of(services)
+        hub = services.data_server
         async with trio.open_nursery() as nursery:
             await nursery.start(source.run, send)
             await sink.open()
@@ -161,7 +160,7 @@ async def test_port_in_use_fails_the_source_start(nursery: trio.Nursery) -> None
         await sink.open()
         try:
             clash = Services(
-                source_conf=SourceConf(http_server_ip="127.0.0.1", http_server_port=hub_of(holder).port)
+                source_conf=SourceConf(http_server_ip="127.0.0.1", http_server_port=holder.data_server.port)
             )
             clash.attach(nursery)
             source = ServerSource(source_spec(clash), WsConf(), json_decoder())
@@ -200,7 +199,7 @@ async def test_rule_from_websocket_clients_to_websocket_clients(ws_engine: Engin
             }
         )
         await ws_engine.wait_status("hot", "running")
-        hub = hub_of(ws_engine.services)
+        hub = ws_engine.services.data_server
         port = hub.port
         async with connect(port, "/out") as out, connect(port, "/in") as feed:
             while hub.counts()["connections"] < 2:
@@ -229,7 +228,7 @@ async def test_binary_payloads_pass_through_unchanged_as_binary_frames(ws_engine
             }
         )
         await ws_engine.wait_status("bin", "running")
-        hub = hub_of(ws_engine.services)
+        hub = ws_engine.services.data_server
         async with connect(hub.port, "/rawout") as out, connect(hub.port, "/raw") as feed:
             while hub.counts()["connections"] < 2:
                 await trio.testing.wait_all_tasks_blocked()
@@ -253,7 +252,7 @@ async def test_a_message_without_self_is_counted_and_the_rule_goes_on(ws_engine:
             }
         )
         await ws_engine.wait_status("dec", "running")
-        hub = hub_of(ws_engine.services)
+        hub = ws_engine.services.data_server
         async with connect(hub.port, "/bytes") as out, connect(hub.port, "/b64") as feed:
             while hub.counts()["connections"] < 2:
                 await trio.testing.wait_all_tasks_blocked()

@@ -17,9 +17,9 @@ from runtime.config import load_config
 from runtime.engine import Engine
 from runtime.io.contract import Sink, SinkSpec
 from runtime.io.registry import Registry
-from runtime.io.websocket.hub import READ_BATCH, hub_of
+from runtime.io.websocket.endpoint import READ_BATCH
 from runtime.model import Row
-from tests.io.websocket.test_hub import connect
+from tests.io.websocket.test_data_server import connect
 
 N = 2000
 BUFFER = 4
@@ -77,7 +77,7 @@ async def test_block_loses_nothing_and_stays_bounded(gated: tuple[Engine, trio.E
     engine, gate, got = gated
     with trio.fail_after(30):
         await engine.create_rule(_rule("block"))
-        async with connect(hub_of(engine.services).port, "/in") as ws:
+        async with connect(engine.services.data_server.port, "/in") as ws:
             async with trio.open_nursery() as sender:
 
                 async def send_all() -> None:
@@ -104,7 +104,7 @@ async def test_drop_oldest_never_stalls_and_counts_drops(gated: tuple[Engine, tr
     engine, gate, got = gated
     with trio.fail_after(30):
         await engine.create_rule(_rule("dropOldest"))
-        async with connect(hub_of(engine.services).port, "/in") as ws:
+        async with connect(engine.services.data_server.port, "/in") as ws:
             for n in range(N):
                 await ws.send_message(f'{{"n": {n}}}')
             # Nothing waits on the stalled sink but the operator: the hub reads every frame, dropping as it goes.

@@ -16,10 +16,9 @@ from runtime.engine import Engine
 from runtime.errors import EngineError
 from runtime.io.memory.bus import Published
 from runtime.io.registry import Registry
-from runtime.io.websocket.hub import hub_of
 from runtime.metrics import RuleMetrics
 from runtime.tools.replay import replay
-from tests.io.websocket.test_hub import connect
+from tests.io.websocket.test_data_server import connect
 
 STREAM = 'CREATE STREAM s (id BIGINT, v FLOAT) WITH (TYPE="memory", DATASOURCE="in")'
 
@@ -130,7 +129,7 @@ async def test_websocket_server_mode_stream_feeds_a_scan_table(engine: Engine) -
     with trio.fail_after(15):
         async with engine.services.memory.subscribe("out") as out:
             await _rule(engine, "SELECT s.id, wt.name FROM s INNER JOIN wt ON s.id = wt.id")
-            hub = hub_of(engine.services)
+            hub = engine.services.data_server
             async with connect(hub.port, "/tbl") as feed:
                 await feed.send_message('[{"id": 1, "name": "one"}, {"id": 2, "name": "two"}]')
                 await _until(engine, "source_wt_0_records_in_total", 1)
