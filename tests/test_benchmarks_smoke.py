@@ -13,7 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.scenarios import SCENARIOS
+
+# Slow (a daemon process or generated load): `pytest -m "not slow"` leaves it out of the quick loop.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.api.harness import IO_TIMEOUT, Api, running_api
+
+# Slow (a daemon process or generated load): `pytest -m "not slow"` leaves it out of the quick loop.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 WITH_MEMORY = '() WITH (TYPE="memory", DATASOURCE="cli/demo", FORMAT="JSON")'

@@ -10,11 +10,15 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.api.harness import IO_TIMEOUT, running_api
 from tests.daemon_process import wait_for
 from tests.test_cli import REPO, WITH_MEMORY, _ok, _oort
+
+# Slow (a daemon process or generated load): `pytest -m "not slow"` leaves it out of the quick loop.
+pytestmark = pytest.mark.slow
 
 RULE = {"sql": "SELECT * FROM demo WHERE a > 1", "actions": [{"nop": {}}], "tags": ["t1"]}
 

@@ -6,9 +6,13 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 import trio
 
 from tests.daemon_process import start_daemon, wait_for, write_etc
+
+# Slow (a daemon process or generated load): `pytest -m "not slow"` leaves it out of the quick loop.
+pytestmark = pytest.mark.slow
 
 STREAM = 'CREATE STREAM s (temperature FLOAT, id STRING) WITH (TYPE="memory", DATASOURCE="devices/s")'
 SQL = "SELECT temperature * 2 AS t2, id FROM s WHERE temperature > 20"

@@ -21,7 +21,10 @@ from trio_websocket import ConnectionClosed
 
 from tests.daemon_process import Daemon, start_daemon, wait_for, write_etc
 from tests.io.websocket.client_peer import Peer
-from tests.io.websocket.test_hub import connect  # closes its socket even when the server closed first
+from tests.io.websocket.test_data_server import connect  # closes its socket even when the server closed first
+
+# Slow (a daemon process or generated load): `pytest -m "not slow"` leaves it out of the quick loop.
+pytestmark = pytest.mark.slow
 
 REPO_ETC = Path(__file__).resolve().parent.parent / "etc"
 TIMEOUT = 30  # seconds, absolute bound of each test (a daemon start alone may take a few seconds)

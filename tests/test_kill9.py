@@ -8,9 +8,13 @@ import tomllib
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from tests.daemon_process import start_daemon, write_etc
+
+# Slow (a daemon process or generated load): `pytest -m "not slow"` leaves it out of the quick loop.
+pytestmark = pytest.mark.slow
 
 ROUNDS = 6
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.daemon_process import start_daemon, wait_for, write_etc
+
+# Slow (a daemon process or generated load): `pytest -m "not slow"` leaves it out of the quick loop.
+pytestmark = pytest.mark.slow
 
 STREAM = 'CREATE STREAM demo (color STRING, size BIGINT, ts BIGINT) WITH (TYPE="memory", DATASOURCE="demo")'
 RULE = {

@@ -6,9 +6,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.daemon_process import start_daemon, write_etc
+
+pytestmark = pytest.mark.slow  # a long property or fuzz run
 
 
 async def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""``GET /rules/{id}/scantables`` (SURFACE.md §E.2) over real HTTP: a running join rule's scan tables, live."""
+"""``GET /rules/{id}/scantables`` (eKuiper docs api/restapi/streams.md and rules.md) over real HTTP: a running
+join rule's scan tables, live."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """eKuiper's rule cases (``cases.json`` kind ``rule``) run end to end through ``runtime.tools.replay`` on a mock clock.
 
 Each case's DDL, SQL and options go through the real catalog, planner and rule runtime; the recorded events
-are replayed at their ``ts`` and the emissions compared with eKuiper's (CASES.md rule 5: trailing empty
+are replayed at their ``ts`` and the emissions compared with eKuiper's (trailing empty
 emissions beyond the expected ones are ignored). Cases Oort does not pass yet are listed, each with a reason,
 in ``unsupported_rules.toml`` and run as strict xfails, so a fixed case turns the suite red until the list is
 updated.
@@ -53,7 +53,8 @@ async def run_case(case: dict[str, Any]) -> list[list[dict[str, Any]]]:
 
 
 def matches(actual: list[list[dict[str, Any]]], expected: list[list[dict[str, Any]]]) -> bool:
-    """Equal emissions, allowing extra trailing empty emissions (CASES.md rule 5)."""
+    """Equal emissions, allowing extra trailing empty emissions (a case lists the emissions it expects; empty
+    ones after them carry no data)."""
     extra = actual[len(expected) :]
     return (
         len(actual) >= len(expected)

@@ -1,4 +1,5 @@
-"""The fused WHERE + SELECT operator of non-window rules, on real rows (SURFACE.md §C.2, §G)."""
+"""The fused WHERE + SELECT operator of non-window rules, on real rows (eKuiper docs
+sqls/query_language_elements.md; sqls/data_types.md and the operators of sqls/query_language_elements.md)."""
 
 from __future__ import annotations
 

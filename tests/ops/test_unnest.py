@@ -1,4 +1,5 @@
-"""Set-returning ``unnest()`` and ``row_number()`` in projections, by plain calls (SURFACE.md §C.4)."""
+"""Set-returning ``unnest()`` and ``row_number()`` in projections, by plain calls (eKuiper docs
+sqls/query_language_elements.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Analytic functions (SURFACE.md §D.7) in the fused WHERE + SELECT operator: per-rule state, evaluation
+"""Analytic functions (eKuiper docs sqls/functions/analytic_functions.md) in the fused WHERE + SELECT
+operator: per-rule state, evaluation
 before WHERE, ``OVER (PARTITION BY ...)`` and ``OVER (WHEN ...)``."""
 
 from __future__ import annotations

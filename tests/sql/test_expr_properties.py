@@ -3,7 +3,8 @@
 Hypothesis builds expression trees over ints (including int64 edges), floats (including huge ones, so
 arithmetic reaches ±Inf and NaN), strings with LIKE metacharacters, booleans, nulls and missing fields;
 each tree is printed as SQL, parsed with ``parse_select`` and compiled with ``compile_expr``, and its value
-on a random row must equal what the small evaluator below computes from SURFACE.md §G:
+on a random row must equal what the small evaluator below computes from eKuiper docs sqls/data_types.md and
+the operators of sqls/query_language_elements.md:
 
 * ``int op int`` is Go int64 arithmetic (wraps around, ``/`` truncates, ``%`` takes the dividend's sign);
   a float operand makes it float64 arithmetic (``%`` is Go's ``math.Mod``); ``/`` or ``%`` by zero is
@@ -28,11 +29,14 @@ import re
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runtime.sql.expr import EvalContext, EvalError, compile_expr
 from runtime.sql.parser import parse_select
+
+pytestmark = pytest.mark.slow  # a long property or fuzz run
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FIELDS = ("x", "y", "z", "n", "missing")  # n is always null, missing is never in the row

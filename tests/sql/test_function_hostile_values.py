@@ -23,6 +23,8 @@ from runtime.sql.parser import parse_select
 from runtime.sql.values import EvalContext, EvalError, Fn
 from runtime.store.keyed import KeyedStateStore
 
+pytestmark = pytest.mark.slow  # a long property or fuzz run
+
 HOSTILE: list[Any] = [
     float("inf"),
     float("-inf"),

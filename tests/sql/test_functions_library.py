@@ -1,5 +1,5 @@
 """The function library beyond eKuiper's tables: date/time, JSON path, math/conversion extras, and the
-registry's shape (SURFACE.md §D), each through parse + compile on real rows."""
+registry's shape (eKuiper docs sqls/functions/overview.md), each through parse + compile on real rows."""
 
 from __future__ import annotations
 

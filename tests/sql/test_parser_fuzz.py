@@ -24,6 +24,8 @@ from runtime.sql.ast import Select
 from runtime.sql.expr import EvalContext, compile_expr
 from runtime.sql.parser import MAX_NESTING, parse_ddl, parse_select, parse_statements
 
+pytestmark = pytest.mark.slow  # a long property or fuzz run
+
 CASES_FILE = Path(__file__).resolve().parents[1] / "conformance" / "cases.json"
 PARSER_CASES: list[dict[str, Any]] = json.loads(CASES_FILE.read_text())["parser_cases"]
 SEEDS: list[str] = [case["sql"] for case in PARSER_CASES]

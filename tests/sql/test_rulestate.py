@@ -1,5 +1,6 @@
 """``rule_start()``, ``window_trigger()``, ``props()``, ``get_keyed_state()``, ``delay()``, ``extract()`` and the
-``dedup_trigger()`` checks by plain calls: parse-time checks, values, errors (SURFACE.md §D.10, §C.4)."""
+``dedup_trigger()`` checks by plain calls: parse-time checks, values, errors (eKuiper docs
+sqls/functions/other_functions.md; sqls/query_language_elements.md)."""
 
 from __future__ import annotations
 

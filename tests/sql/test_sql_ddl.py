@@ -1,4 +1,5 @@
-"""Stream/table DDL (SURFACE.md §A): every statement form, eKuiper's error messages, DESCRIBE and REST views."""
+"""Stream/table DDL (eKuiper docs sqls/streams.md): every statement form, eKuiper's error messages, DESCRIBE
+and REST views."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Expression semantics (SURFACE.md §G) and the starter functions, through parse + compile on real rows."""
+"""Expression semantics (eKuiper docs sqls/data_types.md and the operators of sqls/query_language_elements.md)
+and the starter functions, through parse + compile on real rows."""
 
 from __future__ import annotations
 

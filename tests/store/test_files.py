@@ -1,4 +1,4 @@
-"""Tests for runtime/store.py: atomic replacement of files and the JSON object store."""
+"""Tests for runtime/store/files.py: atomic replacement of files and the JSON object store."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The non-window operator of ``runtime.rule.pipeline`` through a replay: event-time order, ``unnest()`` emissions and
-the metric nodes both add (``op_2_watermark``, ``op_N_projectset``)."""
+"""The plain operator (``runtime.rule.operators.plain``) through a replay: event-time order, ``unnest()``
+emissions and the metric nodes both add (``op_2_watermark``, ``op_N_projectset``)."""
 
 from __future__ import annotations
 

@@ -131,7 +131,7 @@ def test_cli_replay_prints_one_json_array_per_emission(
 
 def test_readme_replay_example_prints_what_readme_shows(capsys: pytest.CaptureFixture[str]) -> None:
     """README's replay example runs on the files it names (a memory stream: any source type reads the recording)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     example = root / "docs" / "examples" / "replay"
     args = ["replay", "--ddl", str(example / "ddl.sql"), "--rule", str(example / "rule.json")]
     assert main([*args, "--input", str(example / "events.jsonl")]) == 0
