@@ -1,4 +1,5 @@
-"""Per-operator counters of a running rule and the eKuiper-shaped status JSON built from them (SURFACE.md §F)."""
+"""Per-operator counters of a running rule and the eKuiper-shaped status JSON built from them (eKuiper docs
+api/restapi/rules.md, rule status)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from runtime.model import Row
 @final
 @attrs.define
 class ConnectionMetrics:
-    """Connection state a source or sink reports (SURFACE.md §F ``connection_*`` metrics)."""
+    """Connection state a source or sink reports (eKuiper docs api/restapi/rules.md, rule status
+    ``connection_*`` metrics)."""
 
     status: int = 0  # 1 connected, 0 connecting, -1 disconnected
     last_connected_time: int = 0

@@ -1,5 +1,6 @@
 """What a window query does with one pane: WHERE (when not pushed below the window), GROUP BY dimensions and
-aggregates, HAVING, ORDER BY, projection and LIMIT (SURFACE.md §C.4), as plain calls — no trio.
+aggregates, HAVING, ORDER BY, projection and LIMIT (eKuiper docs sqls/query_language_elements.md), as plain
+calls — no trio.
 
 ``compile_window_query`` compiles the clauses once; ``WindowQuery.evaluate`` turns a ``Pane`` into the rows of
 one emission, an ``ErrorItem`` (``run Where/Having/Select/Order By error: ...``), or None when a filtering clause

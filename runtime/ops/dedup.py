@@ -1,5 +1,5 @@
 """``dedup_trigger(startField, endField, nowField, expire)``: eKuiper's trigger stage between WHERE and SELECT,
-as plain calls — no trio (SURFACE.md §D.10).
+as plain calls — no trio (eKuiper docs sqls/functions/other_functions.md).
 
 Each row asks for the time range ``[start, end]`` its fields name. The stage holds the row until ``end`` is
 reached — by the ``now`` of a later row, or by a timer the operator arms (``DedupTrigger`` says how long) — then

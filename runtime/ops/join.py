@@ -1,4 +1,5 @@
-"""Joins (SURFACE.md §C.4 JOIN) and the table state they read, as plain calls — no trio.
+"""Joins (eKuiper docs sqls/query_language_elements.md, JOIN) and the table state they read, as plain calls —
+no trio.
 
 A rule over several sources tags every row with the source it came from (``source_row``: a ``JoinedRow`` of
 one part). ``JoinPlan.join`` combines the parts left to right as written: INNER keeps matching pairs, LEFT and
@@ -116,7 +117,8 @@ Table = ScanTable | LookupTable
 def make_table(kind: str, key: str, retain_size: int, source_type: str) -> Table:
     """The state of one table for one rule run, from its KIND, KEY and RETAIN_SIZE options and connector type.
 
-    A scan table without RETAIN_SIZE keeps every row of the last read for a file (SURFACE.md §A.3
+    A scan table without RETAIN_SIZE keeps every row of the last read for a file (eKuiper docs
+    sqls/streams.md, stream properties
     "file ⇒ read all") and ``DEFAULT_RETAIN_SIZE`` rows otherwise.
     """
     if kind == "lookup":

@@ -1,7 +1,8 @@
 """The fused WHERE + SELECT operator of a non-window rule: one plain call per row, no trio.
 
 ``compile_filter_project`` compiles the query once; ``FilterProject.apply`` filters and projects a row into
-a new dict (input rows are shared between rules and never mutated). Output keys follow SURFACE.md §C.2.
+a new dict (input rows are shared between rules and never mutated). Output keys follow eKuiper docs
+sqls/query_language_elements.md
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Window state machines (SURFACE.md §C.5), pure and trio-free: they buffer events and cut them into panes.
+"""Window state machines (eKuiper docs sqls/windows.md), pure and trio-free: they buffer events and cut them
+into panes.
 
 Every window has the same three-call surface, driven by the rule's window operator:
 

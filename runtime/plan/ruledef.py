@@ -44,7 +44,7 @@ class RuleDef:
 
 
 def parse_rule(raw: Mapping[str, Any], defaults: RuleOptions) -> RuleDef:
-    """Validate a rule JSON object with eKuiper's messages (SURFACE.md §B.1).
+    """Validate a rule JSON object with eKuiper's messages (eKuiper docs guide/rules/overview.md).
 
     Raises:
       RuleError: what is wrong, e.g. ``Missing rule id.`` or ``Rule r1 has invalid options: …``.

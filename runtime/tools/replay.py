@@ -7,7 +7,7 @@ its ``ts``, and a collector sink that keeps every emission. The caller provides 
 timer, so a replay of hours of data takes milliseconds and gives the same result every time
 (``oort replay`` does exactly that; tests use pytest-trio's ``autojump_clock``).
 
-The time scheme is the one of eKuiper's rule tests (conformance CASES.md): the clock starts at
+The time scheme is the one of eKuiper's rule tests (its feeder and mock clock in eKuiper's ``internal/topo/topotest``): the clock starts at
 ``clock_start_ms`` (default: the first event's ts floored to the second), each source waits for its events'
 ``ts`` (or ``effective_ts``, TIMELEAP) in the recorded order across streams, and the run ends right after the
 last event — windows that would only fire later are not waited for. A file table's recorded rows (events
@@ -81,7 +81,7 @@ class MockSource:
         for index, event in self._events:
             if turns is not None:
                 await turns.wait(index, stream)
-            # TIMELEAP (CASES.md): where eKuiper's feeder delivered an event late, effective_ts says when.
+            # TIMELEAP: where eKuiper's feeder delivered an event late, effective_ts says when.
             ts = int(event.get("effective_ts", event["ts"]))
             await trio.sleep_until(self._clock.to_trio(ts))
             meta = {**MOCK_META, **event.get("meta", {})}
@@ -214,7 +214,7 @@ def _recorded(stmt: StreamDef) -> StreamDef:
 
 
 def _write_file_tables(catalog: Catalog, events: Sequence[dict[str, Any]], tmp: Path) -> None:
-    """Write each file table's recorded rows (its events without ``ts``: loaded at rule start, CASES.md rule 6)
+    """Write each file table's recorded rows (its events without ``ts``: loaded at rule start, as eKuiper's tests do)
     as the JSON file its DATASOURCE names, and the ``file`` conf groups pointing there, so the real file source
     loads them."""
     folder = tmp / "files"

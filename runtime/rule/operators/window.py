@@ -1,4 +1,4 @@
-"""The operator task of a window rule: one trio loop around the pure window state machine (STYLE.md §5 step 3).
+"""The operator task of a window rule: one trio loop around the pure window state machine (``ops/window.py``).
 
 It follows the ``Operator`` protocol of ``runtime.rule.loop``, beside the plain operator. Each iteration waits
 for the next batch under ``trio.move_on_at(window.next_due)``; on timeout the due panes fire, otherwise every
@@ -43,7 +43,8 @@ from runtime.sql.functions.hits import calls_any
 
 
 def window_node_names(plan: RulePlan) -> list[str]:
-    """Metric node names of a window rule's operators in plan order (SURFACE.md §F), e.g. ``op_2_window``."""
+    """Metric node names of a window rule's operators in plan order (eKuiper docs api/restapi/rules.md, rule
+    status), e.g. ``op_2_window``."""
     window, select = plan.window, plan.select
     assert window is not None
     names: list[str] = []
@@ -88,7 +89,8 @@ def window_node_names(plan: RulePlan) -> list[str]:
     return names + [f"op_{i}_{step}" for i, step in enumerate(steps, start=seq)]
 
 
-# Aggregates eKuiper computes with running accumulators (SURFACE.md §C.5 "Incremental aggregation").
+# Aggregates eKuiper computes with running accumulators (eKuiper docs sqls/windows.md "Incremental
+# aggregation").
 _INCREMENTAL = frozenset({"count", "sum", "avg", "max", "min", "collect", "merge_agg", "last_value"})
 
 
