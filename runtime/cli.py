@@ -320,13 +320,15 @@ def _replay(args: list[str]) -> int:
     from runtime.tools import replay  # lazily, like serve: it imports the engine
 
     try:
-        lines = replay.run_cli(
-            Path(flags["--ddl"]), Path(flags["--rule"]), Path(flags["--input"]), int(start) if start else None
+        replay.run_cli(
+            Path(flags["--ddl"]),
+            Path(flags["--rule"]),
+            Path(flags["--input"]),
+            int(start) if start else None,
+            emit=print,
         )
     except (OSError, ValueError, EngineError) as exc:
         raise CliFailure(f"replay: {exc}") from exc
-    for line in lines:
-        print(line)
     return 0
 
 

@@ -1,25 +1,33 @@
 """Deterministic replay: run one rule over recorded, timestamped events on a mock clock and collect what it emits.
 
 ``replay`` goes through the real engine path (DDL parser, catalog, planner, ``run_rule``) with two test doubles
-registered in a private ``Registry``: a ``mock`` source that emits each recorded event when the clock reaches
-its ``ts``, and a collector sink that keeps every emission. The caller provides the clock: under
+registered in a private ``Registry``: a ``mock`` source that emits recorded events when the clock reaches
+their ``ts``, and a collector sink that keeps (or hands on) every emission. The caller provides the clock: under
 ``trio.testing.MockClock(autojump_threshold=0)`` virtual time jumps straight to the next event or window
 timer, so a replay of hours of data takes milliseconds and gives the same result every time
 (``oort replay`` does exactly that; tests use pytest-trio's ``autojump_clock``).
 
-The time scheme is the one of eKuiper's rule tests (its feeder and mock clock in eKuiper's ``internal/topo/topotest``): the clock starts at
-``clock_start_ms`` (default: the first event's ts floored to the second), each source waits for its events'
-``ts`` (or ``effective_ts``, TIMELEAP) in the recorded order across streams, and the run ends right after the
-last event — windows that would only fire later are not waited for. A file table's recorded rows (events
-without ``ts``) are written to a real file that the ``file`` source loads at rule start.
+The time scheme is the one of eKuiper's rule tests (the feeder and mock clock of eKuiper's
+``internal/topo/topotest``): the clock starts at ``clock_start_ms`` (default: the first event's ts floored to
+the second), each source waits for its events' ``ts`` (or ``effective_ts``, TIMELEAP) in the recorded order
+across streams, and the run ends right after the last event — windows that would only fire later are not
+waited for. A file table's recorded rows (events without ``ts``) are written to a real file that the ``file``
+source loads at rule start.
+
+Speed and memory: consecutive events of one stream with one ``ts`` go to the rule as one batch after one clock
+jump (``_Feed``), so virtual time moves per distinct timestamp, not per event; the recording can be a function
+returning an iterator, read only as the sources take events; and ``on_emission`` hands each emission on as it
+happens. ``oort replay`` uses all three: its memory is the rule's state, not the size of the recording.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, final
@@ -31,14 +39,14 @@ import trio
 
 from runtime.clock import Clock
 from runtime.config import RuleOptions
-from runtime.errors import PlanError
+from runtime.errors import PlanError, leaves
 from runtime.formats.decode import checked_event, row_check
 from runtime.io.contract import SinkSpec, SourceSpec
 from runtime.io.file_source import FileSource
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.metrics import RuleMetrics
-from runtime.model import Outbox, Row
+from runtime.model import Batch, Outbox, Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule, source_type
 from runtime.plan.ruledef import parse_rule
@@ -54,139 +62,218 @@ MOCK_META: Mapping[str, str] = MappingProxyType(
 COLLECTOR = "collector"
 
 
+Events = Sequence[dict[str, Any]] | Callable[[], Iterable[dict[str, Any]]]
+"""Recorded events: a sequence, or a function returning a fresh iterator over them (e.g. reading a file line by
+line), so a long recording is read as a stream instead of being held in memory."""
+
+
+def iterate(events: Events) -> Iterator[dict[str, Any]]:
+    """A fresh pass over ``events``."""
+    return iter(events()) if callable(events) else iter(events)
+
+
+def _effective_ts(event: dict[str, Any]) -> int:
+    # TIMELEAP: where eKuiper's feeder delivered an event late, effective_ts says when.
+    return int(event.get("effective_ts", event["ts"]))
+
+
+@final
+class _Feed:
+    """Hands out the recorded events to the mock sources in recorded order, a run of events at a time.
+
+    A run is a maximal sequence of consecutive timed events for one stream with one effective ts: the source
+    sends it as one batch after one clock jump, so virtual time moves once per distinct timestamp, not once
+    per event. With several streams (a join), a stream's source waits until every earlier run of the other
+    streams was sent: trio wakes tasks sleeping until the same instant in no fixed order, so without these
+    turns two events with one ``ts`` could reach the rule either way round. Events are read from the input
+    only as the sources take them, so memory holds the runs in flight, not the recording.
+    """
+
+    def __init__(self, events: Events) -> None:
+        self._events = events
+        self._it: Iterator[dict[str, Any]] | None = None
+        self._readers: dict[str, list[int]] = {}  # stream -> its sources (a self-join has two), in order
+        self._held: dict[str, Any] | None = None  # the next timed event, read but not yet in a run
+        self._runs: deque[tuple[int, int, list[dict[str, Any]]]] = (
+            deque()
+        )  # (reader, ts, events); head's turn
+        self._ended = False
+        self._in_flight = False  # a run was taken and is not sent yet: nobody else's turn until it is
+        self._waiting = 0
+        self._changed = trio.Event()
+
+    def register(self, stream: str) -> int:
+        """Called for every mock source when the rule is built, before any of them runs; returns its reader
+        key for ``take``. Every source of a stream gets every run of it."""
+        key = sum(len(keys) for keys in self._readers.values())
+        self._readers.setdefault(stream, []).append(key)
+        return key
+
+    def _next_timed(self) -> dict[str, Any] | None:
+        if self._held is not None:
+            event, self._held = self._held, None
+            return event
+        if self._it is None:
+            self._it = iterate(self._events)
+        for event in self._it:
+            if event.get("ts") is not None:
+                return event
+        return None
+
+    def _read_run(self) -> None:
+        """Queue the next run's turns (one per source of its stream), or mark the feed ended."""
+        while True:
+            event = self._next_timed()
+            if event is None:
+                self._ended = True
+                return
+            stream, ts = event.get("stream"), _effective_ts(event)
+            if stream is None:  # an event without a stream goes to every stream
+                readers = [r for name in sorted(self._readers) for r in self._readers[name]]
+            else:
+                readers = self._readers.get(stream, [])
+            if not readers:
+                continue
+            run = [event]
+            if len(readers) == 1 or stream is not None:
+                # Events of one stream (or, with a single reader, without one) at one ts form one run. With
+                # several readers, stream-less events go one by one, so every reader sees them interleaved
+                # in the recorded order.
+                while (follower := self._next_timed()) is not None:
+                    if follower.get("stream") != stream or _effective_ts(follower) != ts:
+                        self._held = follower
+                        break
+                    run.append(follower)
+            self._runs.extend((reader, ts, run) for reader in readers)
+            return
+
+    async def take(self, reader: int) -> tuple[int, list[dict[str, Any]]] | None:
+        """The next run for ``reader`` once it is that run's turn: (effective ts, events); None at the end."""
+        while True:
+            if not self._in_flight:
+                if not self._runs and not self._ended:
+                    self._read_run()
+                if not self._runs:
+                    return None
+                head, ts, events = self._runs[0]
+                if head == reader:
+                    self._runs.popleft()
+                    self._in_flight = True
+                    return ts, events
+            self._waiting += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self._waiting -= 1
+
+    def done(self) -> None:
+        """The run just taken was sent: let a source waiting for its turn look again."""
+        self._in_flight = False
+        if self._waiting:
+            self._changed.set()
+            self._changed = trio.Event()
+
+
 @final
 class MockSource:
-    """Emits its stream's recorded events, each when the rule clock reaches the event's ``ts`` (epoch ms)."""
+    """Emits its stream's recorded events, each run of events with one ``ts`` as one batch when the rule clock
+    reaches that ``ts`` (epoch ms)."""
 
-    def __init__(
-        self, spec: SourceSpec, events: Sequence[dict[str, Any]], turns: _Turns | None = None
-    ) -> None:
+    def __init__(self, spec: SourceSpec, feed: _Feed) -> None:
         self._clock = spec.ctx.clock
-        self._stream = spec.stream
-        self._events = [
-            (i, e)
-            for i, e in enumerate(events)
-            if e.get("stream", spec.stream) == spec.stream and e.get("ts") is not None
-        ]
         self._check = row_check(spec.definition, spec.fields_read, describe=go_literal_typed)
-        self._turns = turns
-        if turns is not None:
-            turns.register(spec.stream)
+        self._feed = feed
+        self._meta: Row = dict(MOCK_META)  # shared by the events without meta of their own (never mutated)
+        self._reader = feed.register(spec.stream)
 
     async def run(
         self, send: Outbox, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started()
-        turns, stream = self._turns, self._stream
-        for index, event in self._events:
-            if turns is not None:
-                await turns.wait(index, stream)
-            # TIMELEAP: where eKuiper's feeder delivered an event late, effective_ts says when.
-            ts = int(event.get("effective_ts", event["ts"]))
-            await trio.sleep_until(self._clock.to_trio(ts))
-            meta = {**MOCK_META, **event.get("meta", {})}
-            await send.send([checked_event(self._check, from_notation(event["data"]), ts, meta)])
-            if turns is not None:
-                turns.done(index, stream)
-
-
-@final
-class _Turns:
-    """The recorded order across the mock sources of one replay: an event is sent only after every earlier one.
-
-    Several streams (a join) each have a mock source; trio wakes tasks sleeping until the same instant in no
-    fixed order, so without turns two events with one ``ts`` could reach the rule either way round.
-    """
-
-    def __init__(self, events: Sequence[dict[str, Any]]) -> None:
-        self._events = events
-        self._streams: set[str] = set()
-        self._done: dict[tuple[int, str], trio.Event] | None = None
-        self._previous: dict[tuple[int, str], tuple[int, str]] = {}
-
-    def register(self, stream: str) -> None:
-        self._streams.add(stream)
-
-    def _table(self) -> dict[tuple[int, str], trio.Event]:
-        if self._done is None:  # every source was built (and registered) before the first one runs
-            order = [
-                (i, stream)
-                for i, event in enumerate(self._events)
-                if event.get("ts") is not None
-                for stream in sorted(self._streams)
-                if event.get("stream", stream) == stream
-            ]
-            self._done = {turn: trio.Event() for turn in order}
-            self._previous = dict(zip(order[1:], order, strict=False))
-        return self._done
-
-    async def wait(self, index: int, stream: str) -> None:
-        done = self._table()
-        previous = self._previous.get((index, stream))
-        if previous is not None:
-            await done[previous].wait()
-
-    def done(self, index: int, stream: str) -> None:
-        self._table()[(index, stream)].set()
+        feed, reader, check, clock = self._feed, self._reader, self._check, self._clock
+        while True:
+            run = await feed.take(reader)
+            if run is None:
+                return
+            ts, events = run
+            await trio.sleep_until(clock.to_trio(ts))
+            batch: Batch = []
+            for event in events:
+                extra = event.get("meta")
+                meta = {**MOCK_META, **extra} if extra else self._meta
+                batch.append(checked_event(check, from_notation(event["data"]), ts, meta))
+            await send.send(batch)
+            feed.done()
 
 
 @final
 class CollectorSink:
-    """Keeps every message it is given (with ``sendSingle`` off: one list of rows per emission)."""
+    """Keeps every message it is given (with ``sendSingle`` off: one list of rows per emission), or hands each
+    to ``on_message``. Its write never waits, so the rule's operator task writes it directly."""
 
-    def __init__(self, spec: SinkSpec, out: list[list[Row]]) -> None:
-        self._out = out
+    def __init__(self, spec: SinkSpec, on_message: Callable[[list[Row]], None]) -> None:
+        self._on_message = on_message
 
     async def open(self) -> None:
         await trio.lowlevel.checkpoint()
 
+    def write_nowait(self, data: Row | list[Row]) -> None:
+        self._on_message(data if isinstance(data, list) else [data])
+
     async def write(self, data: Row | list[Row]) -> None:
         await trio.lowlevel.checkpoint()
-        self._out.append(data if isinstance(data, list) else [data])
+        self.write_nowait(data)
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
 
 
-def replay_registry(events: Sequence[dict[str, Any]], out: list[list[Row]]) -> Registry:
-    """A registry with only the ``mock`` source over ``events`` and the collector sink appending to ``out``."""
+def replay_registry(events: Events, out: list[list[Row]] | Callable[[list[Row]], None]) -> Registry:
+    """A registry with only the ``mock`` source over ``events`` and the collector sink appending to ``out`` (or
+    calling it with each emission). One registry serves one rule run: its sources share one pass over
+    ``events``."""
     registry = Registry()
-    turns = _Turns(events)
-    registry.register_source("mock", lambda spec: MockSource(spec, events, turns))
+    feed = _Feed(events)
+    on_message = out.append if isinstance(out, list) else out
+    registry.register_source("mock", lambda spec: MockSource(spec, feed))
     # File tables read real files: ``replay`` writes their recorded rows (events without ``ts``) there.
     registry.register_source("file", FileSource)
-    registry.register_sink(COLLECTOR, lambda spec: CollectorSink(spec, out))
+    registry.register_sink(COLLECTOR, lambda spec: CollectorSink(spec, on_message))
     return registry
 
 
-def default_clock_start(events: Sequence[dict[str, Any]]) -> int:
+def default_clock_start(events: Events) -> int:
     """The first timed event's ts floored to the whole second (0 with no events)."""
-    timed = [e for e in events if e.get("ts") is not None]
-    return (int(timed[0]["ts"]) // 1000) * 1000 if timed else 0
+    first = next((e for e in iterate(events) if e.get("ts") is not None), None)
+    return (int(first["ts"]) // 1000) * 1000 if first is not None else 0
 
 
 async def replay(
     ddl: str,
     rule: dict[str, Any],
-    events: list[dict[str, Any]],
+    events: Events,
     clock_start_ms: int | None = None,
     *,
     metrics: RuleMetrics | None = None,
+    on_emission: Callable[[list[Row]], None] | None = None,
 ) -> list[list[Row]]:
     """Run ``rule`` over ``events`` and return its emissions in order (error rows as ``{"error": ...}``).
 
     Args:
       ddl: one or more ``CREATE STREAM/TABLE`` statements separated by ``;`` at line ends.
       rule: rule JSON (``sql``, ``options``); its ``actions`` are replaced by the collector.
-      events: ``{"stream", "ts", "data", ["meta"]}`` in arrival order; ``stream`` defaults to every stream.
+      events: ``{"stream", "ts", "data", ["meta"]}`` in arrival order; ``stream`` defaults to every stream. A
+        function returning an iterator is read as a stream (once for the run, once more for the clock start
+        and, when there are file tables, once for their rows).
       clock_start_ms: epoch ms the clock reads when the rule starts.
       metrics: receives the run's metric nodes (``source_*``, ``op_*``, ``sink_collector_0``) when given.
+      on_emission: called with each emission as it happens; then nothing is kept and the result is empty.
 
     Raises:
       SqlError, PlanError, RuleError: the DDL or rule is invalid or not supported.
     """
     out: list[list[Row]] = []
-    registry = replay_registry(events, out)
+    registry = replay_registry(events, out if on_emission is None else on_emission)
     start = default_clock_start(events) if clock_start_ms is None else clock_start_ms
     clock = Clock(start)
     with tempfile.TemporaryDirectory(prefix="oort-replay-") as tmp:
@@ -213,7 +300,7 @@ def _recorded(stmt: StreamDef) -> StreamDef:
     return attrs.evolve(stmt, options=attrs.evolve(stmt.options, type="mock"))
 
 
-def _write_file_tables(catalog: Catalog, events: Sequence[dict[str, Any]], tmp: Path) -> None:
+def _write_file_tables(catalog: Catalog, events: Events, tmp: Path) -> None:
     """Write each file table's recorded rows (its events without ``ts``: loaded at rule start, as eKuiper's tests do)
     as the JSON file its DATASOURCE names, and the ``file`` conf groups pointing there, so the real file source
     loads them."""
@@ -223,7 +310,9 @@ def _write_file_tables(catalog: Catalog, events: Sequence[dict[str, Any]], tmp: 
         if source_type(table) != "file" or not table.options.datasource:
             continue
         rows = [
-            from_notation(e["data"]) for e in events if e.get("stream") == table.name and e.get("ts") is None
+            from_notation(e["data"])
+            for e in iterate(events)
+            if e.get("stream") == table.name and e.get("ts") is None
         ]
         path = folder / table.options.datasource
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,15 +340,25 @@ def split_ddl(ddl: str) -> list[str]:
 
 
 def from_notation(value: Any) -> Any:
-    """Recorded JSON -> runtime values: ``{"$time_ms": n}`` is a UTC datetime, ``{"$bytes_b64": s}`` bytes."""
+    """Recorded JSON -> runtime values: ``{"$time_ms": n}`` is a UTC datetime, ``{"$bytes_b64": s}`` bytes.
+
+    A value with nothing to convert is returned as it is (rows are never mutated), so flat rows cost no copy.
+    """
     if isinstance(value, dict):
-        if value.keys() == {"$time_ms"}:
-            return datetime.datetime.fromtimestamp(value["$time_ms"] / 1000, tz=datetime.UTC)
-        if value.keys() == {"$bytes_b64"}:
-            return base64.b64decode(value["$bytes_b64"])
-        return {key: from_notation(item) for key, item in value.items()}
+        if len(value) == 1:
+            if "$time_ms" in value:
+                return datetime.datetime.fromtimestamp(value["$time_ms"] / 1000, tz=datetime.UTC)
+            if "$bytes_b64" in value:
+                return base64.b64decode(value["$bytes_b64"])
+        for item in value.values():
+            if isinstance(item, dict | list):
+                return {key: from_notation(item) for key, item in value.items()}
+        return value
     if isinstance(value, list):
-        return [from_notation(item) for item in value]
+        for item in value:
+            if isinstance(item, dict | list):
+                return [from_notation(item) for item in value]
+        return value
     return value
 
 
@@ -281,12 +380,39 @@ def emission_json(rows: list[Row]) -> str:
     return orjson.dumps(rows, default=_json_default).decode()
 
 
-def run_cli(ddl_path: Path, rule_path: Path, input_path: Path, clock_start_ms: int | None) -> list[str]:
-    """``oort replay``: read the files, replay on a mock clock, return one JSON line per emission."""
+def run_cli(
+    ddl_path: Path, rule_path: Path, input_path: Path, clock_start_ms: int | None, emit: Callable[[str], None]
+) -> None:
+    """``oort replay``: replay the JSON-lines file ``input_path`` on a mock clock, reading it as a stream, and
+    ``emit`` one JSON line per emission as it happens (memory holds the rule's state, not the recording)."""
     from trio.testing import MockClock  # only the replay verb needs it
 
     rule = orjson.loads(rule_path.read_bytes())
-    events = [orjson.loads(line) for line in input_path.read_text().splitlines() if line.strip()]
     ddl = ddl_path.read_text()
-    emissions = trio.run(replay, ddl, rule, events, clock_start_ms, clock=MockClock(autojump_threshold=0))
-    return [emission_json(rows) for rows in emissions]
+
+    def events() -> Iterator[dict[str, Any]]:
+        with input_path.open("rb") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    event = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"{input_path}:{number}: invalid JSON: {exc}") from None
+                if not isinstance(event, dict) or "data" not in event:
+                    raise ValueError(f"{input_path}:{number}: expected an object with 'data'")
+                yield event
+
+    try:
+        trio.run(
+            functools.partial(
+                replay, ddl, rule, events, clock_start_ms, on_emission=lambda rows: emit(emission_json(rows))
+            ),
+            clock=MockClock(autojump_threshold=0),
+        )
+    except BaseExceptionGroup as group:
+        # The input is read by the rule's source task: its failure arrives wrapped by the rule's nursery.
+        first = leaves(group)[0]
+        if isinstance(first, ValueError | OSError):
+            raise first from None
+        raise

@@ -20,7 +20,14 @@ from runtime.plan.ruledef import parse_rule
 from runtime.rule.operators.window import window_node_names
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
-from runtime.tools.replay import default_clock_start, emission_json, replay, replay_registry, split_ddl
+from runtime.tools.replay import (
+    _Feed,
+    default_clock_start,
+    emission_json,
+    replay,
+    replay_registry,
+    split_ddl,
+)
 from tests.conformance._harness import HERE, load
 
 DDL = 'CREATE STREAM demo (color STRING, size BIGINT, ts BIGINT) WITH (DATASOURCE="demo", TYPE="mock", FORMAT="json");'
@@ -181,3 +188,102 @@ async def test_window_metrics_match_ekuiper(name: str, autojump_clock: trio.test
     expected = {k: v for k, v in case["expected_metrics"].items() if k.startswith("op_") and "records" in k}
     assert expected
     assert {k: snapshot[k] for k in expected} == expected
+
+
+async def test_the_feed_hands_out_one_run_per_stream_and_timestamp_in_recorded_order() -> None:
+    """Virtual time moves once per distinct timestamp: consecutive events of one stream at one ts are one run
+    (one batch, one clock jump); every source of a stream (a self-join has two) gets every run; the streams
+    take turns in the recorded order; an event without a stream goes to every stream."""
+    events = [
+        {"stream": "a", "ts": 1, "data": {"n": 0}},
+        {"stream": "a", "ts": 1, "data": {"n": 1}},
+        {"stream": "b", "ts": 1, "data": {"n": 2}},
+        {"stream": "a", "ts": 2, "data": {"n": 3}},
+        {"ts": 3, "data": {"n": 4}},
+        {"stream": "a", "data": {"n": 99}},  # no ts: a file table's row, never sent by a mock source
+        {"stream": "zzz", "ts": 3, "data": {"n": 98}},  # a stream nobody reads
+        {"stream": "b", "ts": 4, "effective_ts": 5, "data": {"n": 5}},
+    ]
+    feed = _Feed(lambda: iter(events))
+    a1, a2, b = feed.register("a"), feed.register("a"), feed.register("b")
+    taken: list[tuple[str, int, list[int]]] = []
+
+    async def reader(name: str, key: int) -> None:
+        while (run := await feed.take(key)) is not None:
+            ts, batch = run
+            taken.append((name, ts, [e["data"]["n"] for e in batch]))
+            await trio.lowlevel.checkpoint()  # the turn stays taken while the batch is being sent
+            feed.done()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            for name, key in (("b", b), ("a2", a2), ("a1", a1)):
+                nursery.start_soon(reader, name, key)
+    assert taken == [
+        ("a1", 1, [0, 1]),
+        ("a2", 1, [0, 1]),
+        ("b", 1, [2]),
+        ("a1", 2, [3]),
+        ("a2", 2, [3]),
+        ("a1", 3, [4]),
+        ("a2", 3, [4]),
+        ("b", 3, [4]),
+        ("b", 5, [5]),
+    ]
+
+
+async def test_a_recording_is_read_as_a_stream(autojump_clock: trio.testing.MockClock) -> None:
+    """With an event source function and ``on_emission``, emissions come out while the input is still being
+    read, and nothing is kept: memory holds the rule's state, not the recording."""
+    total = 5_000
+    read = 0
+
+    def events() -> Any:
+        nonlocal read
+        for i in range(total):
+            read += 1
+            yield {"stream": "demo", "ts": T0 + i // 10, "data": {"color": "red", "size": i}}
+
+    seen: list[tuple[int, list[Any]]] = []
+    rule = {"sql": "SELECT size FROM demo WHERE size % 1000 = 0"}
+    with trio.fail_after(LIMIT_S):
+        kept = await replay(DDL, rule, events, on_emission=lambda rows: seen.append((read, rows)))
+    assert kept == []
+    assert [rows for _, rows in seen] == [[{"size": n}] for n in range(0, total, 1000)]
+    # The first emission happened when only its own run and a little lookahead had been read
+    # (one pass for the clock start reads one event).
+    assert seen[0][0] < 50
+    assert read == total + 1
+
+
+async def test_same_timestamp_runs_give_the_per_event_results(autojump_clock: trio.testing.MockClock) -> None:
+    """Events sharing a ts go to the rule as one batch: emissions are the same as if each came alone, for a
+    stateless rule, a count window and a processing-time window whose end falls on that ts."""
+    events = [
+        {"stream": "demo", "ts": T0 + 1000 * (i // 3), "data": {"color": "c", "size": i}} for i in range(9)
+    ]
+    spread = [{**e, "ts": T0 + 1000 * (i // 3) + i % 3} for i, e in enumerate(events)]
+    rules = [
+        {"sql": "SELECT size FROM demo WHERE size % 2 = 0"},
+        {"sql": "SELECT collect(size) AS s FROM demo GROUP BY COUNTWINDOW(2)"},
+        {"sql": "SELECT collect(size) AS s FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)"},
+    ]
+    with trio.fail_after(LIMIT_S):
+        for rule in rules:
+            grouped = await replay(DDL, rule, events, T0)
+            one_by_one = await replay(DDL, rule, spread, T0)
+            assert grouped == one_by_one, rule
+    assert grouped == [[{"s": [0, 1, 2]}], [{"s": [3, 4, 5]}]]
+
+
+def test_cli_replay_names_the_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ddl.sql").write_text(DDL)
+    (tmp_path / "rule.json").write_text(json.dumps({"sql": "SELECT color FROM demo"}))
+    first, second = json.dumps(EVENTS[0]), json.dumps(EVENTS[2])
+    (tmp_path / "events.jsonl").write_text(f"{first}\n{second}\n\n{{not json\n{first}\n")
+    args = ["replay", "--ddl", str(tmp_path / "ddl.sql"), "--rule", str(tmp_path / "rule.json")]
+    assert main([*args, "--input", str(tmp_path / "events.jsonl")]) == 1
+    captured = capsys.readouterr()
+    assert "events.jsonl:4: invalid JSON" in captured.err
+    # Read as a stream: what was replayed before the bad line came out (its lookahead, one event, did not).
+    assert captured.out.splitlines() == ['[{"color":"red"}]']
