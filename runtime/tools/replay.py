@@ -46,7 +46,7 @@ from runtime.io.file_source import FileSource
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.metrics import RuleMetrics
-from runtime.model import Batch, Outbox, Row
+from runtime.model import Batch, Event, Outbox, Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule, source_type
 from runtime.plan.ruledef import parse_rule
@@ -70,6 +70,9 @@ line), so a long recording is read as a stream instead of being held in memory."
 def iterate(events: Events) -> Iterator[dict[str, Any]]:
     """A fresh pass over ``events``."""
     return iter(events()) if callable(events) else iter(events)
+
+
+RUN_LIMIT = 1024  # events in one run at most: one timestamp with a million events is still sent in batches
 
 
 def _effective_ts(event: dict[str, Any]) -> int:
@@ -139,11 +142,18 @@ class _Feed:
                 # Events of one stream (or, with a single reader, without one) at one ts form one run. With
                 # several readers, stream-less events go one by one, so every reader sees them interleaved
                 # in the recorded order.
-                while (follower := self._next_timed()) is not None:
-                    if follower.get("stream") != stream or _effective_ts(follower) != ts:
+                assert self._it is not None and self._held is None  # _next_timed just took from the input
+                raw = event.get("effective_ts", event["ts"])
+                for follower in self._it:
+                    at = follower.get("ts")
+                    if at is None:
+                        continue  # a file table's row: not sent by mock sources
+                    if follower.get("stream") != stream or follower.get("effective_ts", at) != raw:
                         self._held = follower
                         break
                     run.append(follower)
+                    if len(run) >= RUN_LIMIT:
+                        break
             self._runs.extend((reader, ts, run) for reader in readers)
             return
 
@@ -197,11 +207,27 @@ class MockSource:
                 return
             ts, events = run
             await trio.sleep_until(clock.to_trio(ts))
-            batch: Batch = []
-            for event in events:
-                extra = event.get("meta")
-                meta = {**MOCK_META, **extra} if extra else self._meta
-                batch.append(checked_event(check, from_notation(event["data"]), ts, meta))
+            shared = self._meta
+            batch: Batch
+            if check is None:
+                batch = [
+                    Event(
+                        from_notation(event["data"]),
+                        ts,
+                        {**MOCK_META, **event["meta"]} if event.get("meta") else shared,
+                    )
+                    for event in events
+                ]
+            else:
+                batch = [
+                    checked_event(
+                        check,
+                        from_notation(event["data"]),
+                        ts,
+                        {**MOCK_META, **event["meta"]} if event.get("meta") else shared,
+                    )
+                    for event in events
+                ]
             await send.send(batch)
             feed.done()
 
@@ -344,22 +370,26 @@ def from_notation(value: Any) -> Any:
 
     A value with nothing to convert is returned as it is (rows are never mutated), so flat rows cost no copy.
     """
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         if len(value) == 1:
             if "$time_ms" in value:
                 return datetime.datetime.fromtimestamp(value["$time_ms"] / 1000, tz=datetime.UTC)
             if "$bytes_b64" in value:
                 return base64.b64decode(value["$bytes_b64"])
         for item in value.values():
-            if isinstance(item, dict | list):
+            if type(item) in _NESTED:
                 return {key: from_notation(item) for key, item in value.items()}
         return value
-    if isinstance(value, list):
+    if kind is list:
         for item in value:
-            if isinstance(item, dict | list):
+            if type(item) in _NESTED:
                 return [from_notation(item) for item in value]
         return value
     return value
+
+
+_NESTED = frozenset({dict, list})  # JSON containers: what may hold notation to convert
 
 
 def go_literal_typed(value: Any) -> str:

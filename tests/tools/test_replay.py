@@ -287,3 +287,18 @@ def test_cli_replay_names_the_bad_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert "events.jsonl:4: invalid JSON" in captured.err
     # Read as a stream: what was replayed before the bad line came out (its lookahead, one event, did not).
     assert captured.out.splitlines() == ['[{"color":"red"}]']
+
+
+async def test_a_crowded_timestamp_is_sent_in_bounded_batches() -> None:
+    from runtime.tools.replay import RUN_LIMIT
+
+    events = [{"stream": "a", "ts": 7, "data": {"n": i}} for i in range(2 * RUN_LIMIT + 5)]
+    feed = _Feed(events)
+    reader = feed.register("a")
+    sizes = []
+    with trio.fail_after(5):
+        while (run := await feed.take(reader)) is not None:
+            assert run[0] == 7
+            sizes.append(len(run[1]))
+            feed.done()
+    assert sizes == [RUN_LIMIT, RUN_LIMIT, 5]
