@@ -8,6 +8,7 @@ joins the words after the program name with single spaces and sends the text as 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import urllib.error
 import urllib.request
@@ -263,6 +264,9 @@ def _query(client: _Client, args: list[str]) -> str:
     if args != ["query"]:
         raise CliUsageError("query (then type SELECT statements; quit or exit to leave)")
     interactive = sys.stdin.isatty()
+    # Ctrl-C (SIGINT) is how a query ends: make sure it raises KeyboardInterrupt even when this process was
+    # started with SIGINT ignored (a shell's background job, a supervisor), which Python would keep.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     while True:
         if interactive:
             print("oort > ", end="", flush=True)
