@@ -2,7 +2,7 @@
 
 ``connector`` holds the factories and hooks the registry uses; ``conf`` the conf group. Server mode:
 ``server`` (the engine's refcounted data server), ``endpoint`` (one URL path: auth, read, deliver, write),
-``_hypercorn`` (every use of hypercorn/wsproto internals), ``server_mode`` (the source and sink). Client mode:
+``wire`` (websocket on wsproto: batched reads and writes), ``server_mode`` (the source and sink). Client mode:
 ``client`` (one shared connection and its reconnect loop), ``pool`` (the engine's shared connections), ``tls``
 (targets and dialling), ``client_mode`` (the source and sink).
 """

@@ -1,19 +1,20 @@
 """One URL path of the data server: who is registered on it, who may connect, and each connection's loops.
 
 An ``Endpoint`` exists while at least one rule's source or sink is registered on its path (``DataServer``
-adds and removes them). A client's connection is served by ``Endpoint.serve``: the handshake is checked
-(``refusal``: connection cap, Origin, bearer token), then one task reads frames and delivers them, decoded once
-per stream, to every rule reading the path (``_read``/``_deliver``), and one writes what the path's sinks
-broadcast (``_write``). This module is where a client's frame becomes rows: ``_deliver`` calls the stream's
-decoder and wraps each row in an ``Event`` with the connection's metadata.
+adds and removes them). A client's upgrade request is checked by ``refusal`` (connection cap, Origin, bearer
+token); an accepted connection is served by ``Endpoint.serve``: its task reads the socket and delivers every
+message completed by a read, decoded once per stream, to every rule reading the path (``_read``/``_deliver``),
+and a second task writes what the path's sinks broadcast (``_write``). This module is where a client's frame
+becomes rows: ``_deliver`` calls the stream's decoder and wraps each row in an ``Event`` with the connection's
+metadata.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
-from typing import final
+from collections.abc import MutableMapping
+from typing import Any, final
 from urllib.parse import parse_qs
 
 import attrs
@@ -22,19 +23,19 @@ import trio
 from runtime.clock import Clock
 from runtime.errors import DecodeError
 from runtime.formats.decode import Decoder
-from runtime.io.websocket import _hypercorn
-from runtime.io.websocket._hypercorn import Frame, Message, Receive, Scope, Send
 from runtime.io.websocket.conf import WsConf
+from runtime.io.websocket.wire import Frame, MessageTooBig, Wire
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
 GOING_AWAY, POLICY_VIOLATION, MESSAGE_TOO_BIG = 1001, 1008, 1009  # close codes (1008: refused or too slow)
 CLOSE_TIMEOUT = 1.0  # bound on sending one close frame during cleanup
 OUTBOUND_QUEUE = 256  # sink messages a client may lag behind before it is closed with 1008
-READ_BATCH = 64  # frames already queued on a connection that are delivered to the rules as one batch
+READ_BATCH = 64  # messages delivered to the rules as one batch at most (a read may complete more)
 WRITE_BATCH = 256  # sink frames already queued for a client that go out in one socket write
-GATHER_PASSES = 3  # scheduler passes without a new frame after which the reader delivers what it has
-GATHER_FAN_OUT = 16  # rules on a path from which one delivery costs enough wake-ups to be worth gathering for
+GATHER_PASSES = 3  # scheduler passes the writer waits for more sink frames before it writes
+
+Scope = MutableMapping[str, Any]  # the upgrade request: ``headers`` (bytes pairs), ``query_string`` (bytes)
 
 LOGGER = logging.getLogger("oort.websocket.server")
 
@@ -159,8 +160,8 @@ class Endpoint:
                 m.last_disconnected_time = now_ms
                 m.last_disconnected_message = message
 
-    async def serve(self, meta: Row, receive: Receive, send: Send) -> None:
-        """Serve one accepted handshake (``websocket.connect`` already received) until either side closes.
+    async def serve(self, meta: Row, wire: Wire) -> None:
+        """Accept an upgrade this endpoint did not refuse and serve it until either side closes.
 
         ``meta`` is the connection's metadata (``connectionId``, ``remoteAddr``, ``path``, ``query``).
         """
@@ -172,14 +173,23 @@ class Endpoint:
         self._set_status("connected", clock.now_ms())
         client_gone, reason = False, ""  # set by _read, or stays False when we close
         try:
-            await send({"type": "websocket.accept"})
-            with conn.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write, conn, send)
-                    client_gone, reason = await self._read(conn, receive)
-                    nursery.cancel_scope.cancel()
+            await wire.accept()
+            async with trio.open_nursery() as nursery:
+                writer, pinger = trio.CancelScope(), trio.CancelScope()
+                nursery.start_soon(self._write, conn, wire, writer)
+                if self.conf.ping_interval > 0:
+                    nursery.start_soon(_ping, wire, self.conf.ping_interval, pinger)
+                with conn.scope:
+                    client_gone, reason = await self._read(conn, wire)
+                # Reading is over. The writer ends after the write in flight (a frame is never cut short while
+                # the socket takes it, so a close frame can follow), or is cut off after CLOSE_TIMEOUT.
+                conn.out_send.close()
+                writer.deadline = trio.current_time() + CLOSE_TIMEOUT
+                pinger.cancel()
             if not client_gone:
                 reason = f"closed by server ({conn.close_code})"
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            client_gone, reason = True, "client disconnected (1006)"
         finally:
             self.connections.discard(conn)
             conn.out_send.close()
@@ -188,77 +198,45 @@ class Endpoint:
             if not client_gone:
                 with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
                     try:
-                        await send({"type": "websocket.close", "code": conn.close_code})
-                    except Exception:  # noqa: BLE001 - the transport may already be gone; nothing to tell
-                        pass
+                        await wire.close(conn.close_code)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass  # the transport is already gone; nothing to tell
 
-    async def _write(self, conn: Connection, send: Send) -> None:
+    async def _write(self, conn: Connection, wire: Wire, scope: trio.CancelScope) -> None:
         """Send the sink's frames to the client: the frames queued now and within a few passes
-        (``_gather_frames``) go out with one socket write where hypercorn's stream allows it
-        (``_hypercorn.frame_writer``), else one ASGI ``send`` per frame."""
-        write_many = _hypercorn.frame_writer(send)
+        (``_gather_frames``) go out with one socket write; once the connection is closing, nothing more."""
         out = conn.out_recv
-        try:
-            async for first in out:
-                frames = [first]
-                if write_many is not None:
+        with scope:
+            try:
+                async for first in out:
+                    frames = [first]
                     await _gather_frames(out, frames)
-                    try:
-                        if await write_many(frames):
-                            continue
-                    except (AttributeError, TypeError, ValueError):
-                        # hypercorn's internals are not what the fast path expects: one send per frame from now.
-                        LOGGER.warning("websocket %s: batched writes unavailable", conn.id, exc_info=True)
-                        write_many = None
-                for is_text, frame in frames:
-                    await send({"type": "websocket.send", "text" if is_text else "bytes": frame})
-        except (trio.ClosedResourceError, trio.BrokenResourceError, trio.EndOfChannel):
-            pass  # closed by the handler's cleanup
-        except Exception:  # noqa: BLE001 - the peer went away mid-send: the reader sees the disconnect
-            LOGGER.debug("websocket %s: send failed", conn.id, exc_info=True)
+                    if conn.scope.cancel_called:
+                        return  # closing (slow client, path removed): the close frame follows
+                    await wire.send_frames(frames)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.EndOfChannel):
+                pass  # closed by the handler's cleanup, or the peer went away: the reader sees the disconnect
 
-    async def _read(self, conn: Connection, receive: Receive) -> tuple[bool, str]:
-        """Read frames until the client leaves (True, reason) or the connection is closed by us (False, …).
+    async def _read(self, conn: Connection, wire: Wire) -> tuple[bool, str]:
+        """Read until the client leaves (True, reason) or the connection is closed by us (False, …).
 
-        Frames that are already queued when one arrives are taken with it (up to ``READ_BATCH``) and delivered
-        as one batch: the rule's channel is crossed once per batch, not once per frame. hypercorn hands over one
-        frame per scheduler pass (its queue ``send`` yields), so every delivery would wake every rule on the path
-        once per pass. Where that is many rules (``GATHER_FAN_OUT``), the reader also waits while frames keep
-        coming, up to ``GATHER_PASSES`` passes without a new one, before delivering: a busy engine then delivers
-        fewer, larger batches, and an idle one delivers a lone frame after a few empty passes (microseconds).
-        Paths with few rules keep "what is already queued" batches, so a rule's bounded buffer (counted in
-        batches) stays as small in rows as before.
+        Every message completed by one socket read is delivered as one batch (``READ_BATCH`` at most), so the
+        rule's channel is crossed once per read, not once per frame, and a full rule buffer stops the reading.
         """
-        limit = self.conf.max_message_size
-        drain = _hypercorn.nowait(receive)
-        payloads: list[bytes | str] = []
         while True:
-            message: Message | None = await receive()
-            while message is not None:
-                if message["type"] == "websocket.disconnect":
-                    if payloads:
-                        await self._deliver(conn, payloads)
-                    return True, f"client disconnected ({message.get('code', 1005)})"
-                payload: bytes | str | None = message.get("bytes")
-                if payload is None:
-                    payload = message.get("text") or ""
-                if limit and _too_big(payload, limit):
-                    if payloads:
-                        await self._deliver(conn, payloads)
-                    conn.close_code = MESSAGE_TOO_BIG
-                    return False, "message too big"
-                payloads.append(payload)
-                if drain is None or len(payloads) >= READ_BATCH:
-                    break
-                if self.fan_out < GATHER_FAN_OUT:
-                    try:
-                        message = drain()
-                    except trio.WouldBlock:
-                        break
-                else:
-                    message = await _gather(drain)
-            await self._deliver(conn, payloads)
-            payloads = []
+            try:
+                payloads, left = await wire.receive()
+            except MessageTooBig as exc:
+                if exc.before:
+                    await self._deliver(conn, exc.before)
+                conn.close_code = MESSAGE_TOO_BIG
+                return False, "message too big"
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return True, "client disconnected (1006)"
+            for start in range(0, len(payloads), READ_BATCH):
+                await self._deliver(conn, payloads[start : start + READ_BATCH])
+            if left is not None:
+                return True, left
 
     async def _deliver(self, conn: Connection, payloads: list[bytes | str]) -> None:
         """Decode ``payloads`` once per stream and hand the batch to every rule reading that stream.
@@ -324,21 +302,12 @@ async def _gather_frames(out: trio.MemoryReceiveChannel[Frame], frames: list[Fra
             await trio.lowlevel.checkpoint()
 
 
-async def _gather(drain: Callable[[], Message]) -> Message | None:
-    """The next frame hypercorn queues within ``GATHER_PASSES`` scheduler passes, or None when none comes."""
-    for _ in range(GATHER_PASSES):
-        try:
-            return drain()
-        except trio.WouldBlock:
-            await trio.lowlevel.checkpoint()
-    try:
-        return drain()
-    except trio.WouldBlock:
-        return None
-
-
-def _too_big(payload: bytes | str, limit: int) -> bool:
-    # A str's UTF-8 size is at most 4 bytes per character: encode only when that bound exceeds the cap.
-    if isinstance(payload, bytes) or len(payload) > limit:
-        return len(payload) > limit
-    return len(payload) * 4 > limit and len(payload.encode()) > limit
+async def _ping(wire: Wire, interval: float, scope: trio.CancelScope) -> None:
+    """Ping the client every ``interval`` seconds (keeps idle connections through proxies and NATs)."""
+    with scope:
+        while True:
+            await trio.sleep(interval)
+            try:
+                await wire.ping()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the reader sees the disconnect

@@ -1,13 +1,14 @@
-"""The global data server: one hypercorn server per engine whose lifetime tracks the rules that use it.
+"""The global data server: one websocket server per engine whose lifetime tracks the rules that use it.
 
 ``DataServer`` is ``Services.data_server``. Every server-mode websocket source (``subscribe``) and sink
-(``publisher``) holds one reference for as long as its rule runs: the first reference starts hypercorn in the
-engine's supervisor nursery (bound to ``[source] httpServerIp:httpServerPort`` of ``oort.toml``, with TLS when
-configured), the last one stops it, so the port is bound exactly while some rule needs it. Start and stop are
-serialised by a lock and never interleave.
+(``publisher``) holds one reference for as long as its rule runs: the first reference starts the server in the
+engine's supervisor nursery (listening on ``[source] httpServerIp:httpServerPort`` of ``oort.toml``, with TLS
+when configured), the last one stops it, so the port is bound exactly while some rule needs it. Start and stop
+are serialised by a lock and never interleave.
 
-Connections are routed by URL path to an ``Endpoint`` (``endpoint.py``: auth, reading, delivering, writing);
-a path nobody is registered on is refused with HTTP 403. Plain HTTP requests get 404.
+The server speaks websocket on wsproto directly (``wire.py``: one socket read becomes one batch). Connections
+are routed by URL path to an ``Endpoint`` (``endpoint.py``: auth, reading, delivering, writing); a path
+nobody is registered on is refused with HTTP 403. Plain HTTP requests get 404.
 """
 
 from __future__ import annotations
@@ -16,61 +17,48 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast, final
+from typing import Any, final
 
 import attrs
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from runtime.clock import Clock
 from runtime.config import SourceConf
 from runtime.errors import ServerStartError, leaves
 from runtime.formats.decode import Decoder
-from runtime.io.websocket._hypercorn import Receive, Scope, Send, probe_bind
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.endpoint import (
     GOING_AWAY,
     OUTBOUND_QUEUE,
-    POLICY_VIOLATION,
     Endpoint,
     Registrant,
+    Scope,
     StreamGroup,
     Subscriber,
 )
+from runtime.io.websocket.wire import Wire, handshake, reject
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Outbox, Row
 
-HYPERCORN_MAX_MESSAGE = (
-    16 * 1024 * 1024
-)  # hypercorn's own frame cap; ours per path is checked by the endpoint
-GRACEFUL_TIMEOUT = 0.2  # what hypercorn waits for leftover connection tasks once our handlers have closed
-STOP_TIMEOUT = 5.0  # bound on waiting for hypercorn to exit; then its task is cancelled outright
-APP_QUEUE = 64  # hypercorn's per-connection queue of received frames (its default, 10, caps the batches)
+STOP_TIMEOUT = 5.0  # bound on waiting for the server task to exit; then it is cancelled outright
+FORBIDDEN = 403  # the answer to a refused upgrade
 
 
 @final
 @attrs.define(eq=False)
 class _Run:
-    """One start of hypercorn: its port, and the events and scope that stop it."""
+    """One start of the server: its port, and the events and scope that stop it."""
 
     generation: int
     port: int = 0
     shutdown: trio.Event = attrs.Factory(trio.Event)
     stopped: trio.Event = attrs.Factory(trio.Event)
     cancel: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    outer: Any = None  # nursery.start's task status while starting
-    started_ok: bool = False
-
-    def started(self, binds: list[str]) -> None:
-        """hypercorn's ``task_status``: pass ``binds`` on to ``nursery.start`` and remember that it happened."""
-        self.started_ok = True
-        self.outer.started(binds)
 
 
 @final
 class DataServer:
-    """The global data server of one engine: refcounted hypercorn lifetime and the per-path endpoints.
+    """The global data server of one engine: refcounted server lifetime and the per-path endpoints.
 
     Args:
       nursery: returns the engine's supervisor nursery (raises when the engine is not running); the server
@@ -219,27 +207,19 @@ class DataServer:
                         if self._refs == 0 and self._run is not None:
                             await self._stop(self._run)
 
-    def _config(self, conf: WsConf) -> Config:
-        source = self._source
-        config = Config()
-        config.bind = [f"{source.http_server_ip}:{source.http_server_port}"]
-        config.accesslog = None
-        config.errorlog = self._logger
-        config.alpn_protocols = ["http/1.1"]  # no h2: websocket over h2 is not needed
-        # Stop closes websockets itself, but hypercorn's per-connection ping task outlives a client-initiated
-        # close by up to one ping interval and would hold every stop for graceful_timeout.
-        config.graceful_timeout = GRACEFUL_TIMEOUT
-        config.websocket_max_message_size = max(HYPERCORN_MAX_MESSAGE, conf.max_message_size)
-        config.max_app_queue_size = APP_QUEUE
-        config.websocket_ping_interval = conf.ping_interval if conf.ping_interval > 0 else None
-        tls = source.http_server_tls
-        if tls is not None:
-            config.certfile = tls.certfile
-            config.keyfile = tls.keyfile
-            if tls.ca_file:
-                config.ca_certs = tls.ca_file
-                config.verify_mode = ssl.CERT_REQUIRED
-        return config
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context from ``[source] httpServerTls`` (None without TLS); loads the files now, so
+        a bad one is reported with its reason."""
+        tls = self._source.http_server_tls
+        if tls is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls.certfile, tls.keyfile)
+        if tls.ca_file:
+            context.load_verify_locations(tls.ca_file)
+            context.verify_mode = ssl.CERT_REQUIRED
+        context.set_alpn_protocols(["http/1.1"])
+        return context
 
     async def _start(self, conf: WsConf) -> None:
         source = self._source
@@ -247,38 +227,56 @@ class DataServer:
         self._generation += 1
         run = _Run(self._generation)
         try:
-            config = self._config(conf)
-            if config.ssl_enabled:
-                config.create_ssl_context()  # load the files now: a bad one is reported with its reason
-            probe_bind(source.http_server_ip, source.http_server_port)
-            binds: list[str] = await self._nursery().start(self._serve, run, config)
+            context = self._ssl_context()
+            listeners = await trio.open_tcp_listeners(source.http_server_port, host=source.http_server_ip)
         except Exception as exc:  # noqa: BLE001 - every cause becomes one message naming the address
             raise ServerStartError(
                 f"cannot start the websocket data server on {where}: {_reason(exc)}"
             ) from exc
-        run.port = int(binds[0].rsplit(":", 1)[1])
+        run.port = listeners[0].socket.getsockname()[1]
+        await self._nursery().start(self._serve, run, listeners, context)
         self._run = run
-        self._logger.info("websocket data server %d listening on %s", run.generation, binds[0])
+        scheme = "wss" if context is not None else "ws"
+        self._logger.info(
+            "websocket data server %d listening on %s://%s:%d",
+            run.generation,
+            scheme,
+            source.http_server_ip,
+            run.port,
+        )
 
-    async def _serve(self, run: _Run, config: Config, *, task_status: trio.TaskStatus[list[str]]) -> None:
-        run.outer = task_status
+    async def _serve(
+        self,
+        run: _Run,
+        listeners: list[trio.SocketListener],
+        context: ssl.SSLContext | None,
+        *,
+        task_status: trio.TaskStatus[None],
+    ) -> None:
         try:
             with run.cancel:
-                # The app is typed loosely (plain mappings), hypercorn's stubs want their TypedDicts.
-                app: Any = self._app
-                started = cast("trio.TaskStatus[list[str]]", run)
-                await serve(app, config, shutdown_trigger=run.shutdown.wait, task_status=started, mode="asgi")
+                async with trio.open_nursery() as nursery:
+                    serving: list[trio.abc.Listener[Any]] = (
+                        [trio.SSLListener(listener, context) for listener in listeners]
+                        if context is not None
+                        else list(listeners)
+                    )
+                    await nursery.start(trio.serve_listeners, self._connection, serving)
+                    task_status.started()
+                    await run.shutdown.wait()
+                    # Open websockets were closed (1001) when their endpoints were removed, before the last
+                    # reference went; what is left is handshakes in progress.
+                    nursery.cancel_scope.cancel()
         except Exception:
-            if not run.started_ok:
-                raise  # reaches the acquiring rule through nursery.start
-            # After start nothing may crash the supervisor nursery: log, and let the next stop clean up.
+            # After start nothing may crash the supervisor nursery: log, and let the next start begin afresh.
             self._logger.exception("websocket data server failed")
         finally:
+            for listener in listeners:
+                with trio.CancelScope(shield=True):
+                    await listener.aclose()
             run.stopped.set()
 
     async def _stop(self, run: _Run) -> None:
-        # Open websockets are never idle, so hypercorn would wait graceful_timeout for them; they were closed
-        # (1001) when their endpoints were removed, which happens before the last reference goes.
         run.shutdown.set()
         with trio.move_on_after(STOP_TIMEOUT) as waited:
             await run.stopped.wait()
@@ -287,40 +285,48 @@ class DataServer:
             await run.stopped.wait()
         self._run = None
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            # Returning without answering crashes hypercorn at startup: answer both phases.
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if kind == "http":
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b"websocket endpoints only"})
-            return
-        await receive()  # websocket.connect
-        endpoint = self._endpoints.get(scope["path"])
-        refusal = "no rule serves this path" if endpoint is None else endpoint.refusal(scope)
-        if endpoint is None or refusal is not None:
-            # A close before accept is answered with HTTP 403 by hypercorn.
-            self._logger.debug("refused websocket on %s: %s", scope["path"], refusal)
-            await send({"type": "websocket.close", "code": POLICY_VIOLATION})
-            return
-        self._next_conn += 1
-        meta: Row = {
-            "remoteAddr": ":".join(map(str, scope.get("client") or ("", 0))),
-            "path": scope["path"],
-            "query": scope.get("query_string", b"").decode("latin-1"),
-            "connectionId": f"{self._generation}-{self._next_conn}",
-        }
-        await endpoint.serve(meta, receive, send)
+    async def _connection(self, stream: trio.abc.Stream) -> None:
+        """One client connection: the upgrade, routing and admission, then the endpoint serves it."""
+        try:
+            accepted = await handshake(stream)
+            if accepted is None:
+                return
+            ws, request = accepted
+            path, _, query = request.target.partition("?")
+            endpoint = self._endpoints.get(path)
+            scope: Scope = {
+                "headers": [(b"host", request.host.encode("latin-1")), *request.extra_headers],
+                "query_string": query.encode("latin-1"),
+            }
+            refusal = "no rule serves this path" if endpoint is None else endpoint.refusal(scope)
+            if endpoint is None or refusal is not None:
+                self._logger.debug("refused websocket on %s: %s", path, refusal)
+                await reject(stream, ws, FORBIDDEN)
+                return
+            self._next_conn += 1
+            meta: Row = {
+                "remoteAddr": _peer(stream),
+                "path": path,
+                "query": query,
+                "connectionId": f"{self._generation}-{self._next_conn}",
+            }
+            await endpoint.serve(meta, Wire(stream, ws, endpoint.conf.max_message_size))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away or its TLS handshake failed: nothing to answer
+        finally:
+            await trio.aclose_forcefully(stream)
 
     def __repr__(self) -> str:
         return f"<DataServer running={self.running} port={self.port} refs={self._refs}>"
+
+
+def _peer(stream: trio.abc.Stream) -> str:
+    """``host:port`` of the client (``:0`` when the transport does not say)."""
+    transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if isinstance(transport, trio.SocketStream):
+        address = transport.socket.getpeername()
+        return f"{address[0]}:{address[1]}"
+    return ":0"
 
 
 def _reason(exc: BaseException) -> str:

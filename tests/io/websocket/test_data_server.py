@@ -21,7 +21,7 @@ from runtime.formats.decode import DecodeError, Decoder
 from runtime.io.contract import IoContext
 from runtime.io.services import Services
 from runtime.io.websocket.conf import WsConf
-from runtime.io.websocket.endpoint import GATHER_FAN_OUT
+from runtime.io.websocket.endpoint import READ_BATCH
 from runtime.io.websocket.server import DataServer
 from runtime.model import Batch, ErrorItem, Event, Row
 from tests.tls_certs import Certs
@@ -328,13 +328,13 @@ async def test_a_full_outbox_stops_reading_and_loses_nothing(services: Services)
 
 
 async def test_a_path_with_many_rules_delivers_every_frame_to_each_in_order(services: Services) -> None:
-    # From GATHER_FAN_OUT rules on, the reader waits a few passes for more frames before delivering: batches
-    # may hold several frames, but every rule still gets every frame once, in order.
+    # Batches may hold several frames (those completed by one socket read), but every rule still gets every
+    # frame once, in order.
     with trio.fail_after(10):
         hub = services.data_server
         async with AsyncExitStack() as stack:
             recvs = []
-            for index in range(GATHER_FAN_OUT):
+            for index in range(16):
                 send, recv = trio.open_memory_channel[Batch](1000)
                 await stack.enter_async_context(send)
                 await stack.enter_async_context(recv)
@@ -464,51 +464,76 @@ async def test_stopping_a_stuck_rule_frees_the_reader_for_the_others(services: S
             stuck_recv.close()
 
 
-async def test_batched_paths_are_active_under_the_pinned_hypercorn(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Canary: the reader's queued-frame drain and the writer's one-write path use hypercorn internals; under the
-    pinned version both must be in use (a silent fallback would only show as lost throughput)."""
-    from runtime.io.websocket import _hypercorn
+@asynccontextmanager
+async def raw_ws(port: int, path: str) -> AsyncIterator[tuple[trio.SocketStream, Any]]:
+    """A websocket client on a raw socket and wsproto, to control exactly what goes into each TCP write."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request
 
-    seen: dict[str, Any] = {}
-    real_writer, real_nowait = _hypercorn.frame_writer, _hypercorn.nowait
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send_all(ws.send(Request(host="127.0.0.1", target=path)))
+        accepted = False
+        while not accepted:
+            ws.receive_data(await stream.receive_some(65536))
+            accepted = any(isinstance(event, AcceptConnection) for event in ws.events())
+        yield stream, ws
 
-    def writer(send: Any) -> Any:
-        seen["writer"] = real_writer(send)
-        return seen["writer"]
 
-    def nowait(receive: Any) -> Any:
-        seen["nowait"] = real_nowait(receive)
-        return seen["nowait"]
+async def test_frames_of_one_socket_read_reach_the_rule_as_one_batch(services: Services) -> None:
+    from wsproto.events import TextMessage
 
-    monkeypatch.setattr(_hypercorn, "frame_writer", writer)
-    monkeypatch.setattr(_hypercorn, "nowait", nowait)
     hub = services.data_server
     with trio.fail_after(10):
-        async with (
-            rule_on(hub, "/in") as (recv, _),
-            hub.publisher("/out", CONF, **registrant(make_ctx(None))) as out_ep,
-        ):
-            async with connect(hub.port, "/out") as out, connect(hub.port, "/in") as feed:
-                while hub.counts()["connections"] < 2:
-                    await trio.testing.wait_all_tasks_blocked()
-                for i in range(3):
-                    out_ep.broadcast(True, f'{{"i": {i}}}')
-                assert [await out.get_message() for _ in range(3)] == [f'{{"i": {i}}}' for i in range(3)]
-                await feed.send_message('{"a": 1}')
-                assert rows(await recv.receive()) == [{"a": 1}]
-    assert seen["writer"] is not None and seen["nowait"] is not None
+        async with rule_on(hub, "/a") as (recv, _), raw_ws(hub.port, "/a") as (stream, ws):
+            frames = b"".join(ws.send(TextMessage(data=f'{{"i": {i}}}')) for i in range(READ_BATCH + 6))
+            await stream.send_all(frames)  # one write: the server reads them in one go (loopback)
+            first = rows(await recv.receive())
+            second = rows(await recv.receive())
+    assert first == [{"i": i} for i in range(READ_BATCH)]  # one delivery per read, READ_BATCH at most
+    assert second == [{"i": i} for i in range(READ_BATCH, READ_BATCH + 6)]
 
 
-async def test_plain_asgi_callables_fall_back_to_one_frame_at_a_time() -> None:
-    from runtime.io.websocket import _hypercorn
+async def test_fragments_pings_and_a_client_close(services: Services) -> None:
+    from wsproto.events import CloseConnection, Ping, Pong, TextMessage
 
-    async def send(message: Any) -> None:
-        pass
+    hub = services.data_server
+    with trio.fail_after(10):
+        async with rule_on(hub, "/a") as (recv, ctx), raw_ws(hub.port, "/a") as (stream, ws):
+            data = ws.send(TextMessage(data='{"par', message_finished=False))
+            data += ws.send(Ping(payload=b"p1"))  # control frames may come between a message's fragments
+            data += ws.send(TextMessage(data='t": 1}', message_finished=True))
+            await stream.send_all(data)
+            assert rows(await recv.receive()) == [{"part": 1}]
+            pongs: list[bytes] = []
+            while not pongs:
+                ws.receive_data(await stream.receive_some(65536))
+                pongs = [bytes(e.payload) for e in ws.events() if isinstance(e, Pong)]
+            assert pongs == [b"p1"]
+            await stream.send_all(ws.send(CloseConnection(code=1000)))
+            closed: list[int] = []
+            while not closed:
+                ws.receive_data(await stream.receive_some(65536))
+                closed = [e.code for e in ws.events() if isinstance(e, CloseConnection)]
+            assert closed == [1000]  # the server answered the close handshake
+            while hub.counts()["connections"]:
+                await trio.testing.wait_all_tasks_blocked()
+            assert ctx.connection.last_disconnected_message == "client disconnected (1000)"
 
-    async def receive() -> Any:
-        return {}
 
-    assert _hypercorn.frame_writer(send) is None
-    assert _hypercorn.nowait(receive) is None
+async def test_plain_http_gets_404_and_a_stalled_handshake_is_dropped(
+    services: Services, autojump_clock: trio.testing.MockClock
+) -> None:
+    hub = services.data_server
+    with trio.fail_after(60):
+        async with rule_on(hub, "/a"):
+            async with await trio.open_tcp_stream("127.0.0.1", hub.port) as stream:
+                await stream.send_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+                reply = b""
+                while chunk := await stream.receive_some(65536):
+                    reply += chunk
+            assert reply.startswith(b"HTTP/1.1 404 ")
+            async with await trio.open_tcp_stream("127.0.0.1", hub.port) as stalled:
+                await stalled.send_all(b"GET /a HTTP/1.1\r\n")  # and nothing more
+                assert await stalled.receive_some(65536) == b""  # closed after the handshake timeout

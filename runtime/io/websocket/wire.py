@@ -1,0 +1,203 @@
+"""The data server's websocket wire, on wsproto directly: one socket read becomes one batch of messages.
+
+hypercorn hands an ASGI app one frame per scheduler pass through a per-connection queue, so every frame cost
+a task switch before it reached a rule. Here the connection's own task reads the socket and feeds wsproto,
+and every message completed by that read is handed over at once; sink frames are encoded by the same wsproto
+connection and leave with one socket write. The HTTP upgrade is parsed by wsproto (h11 underneath); requests
+that are not websocket upgrades get a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any, final
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+Frame = tuple[bool, bytes | str]  # (is_text, payload) of one outgoing websocket message
+
+READ_SIZE = 65536  # bytes asked of the socket per read
+HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to send a complete upgrade request (slow-loris bound)
+HARD_MAX_MESSAGE = 16 * 1024 * 1024  # the cap when a path sets none (maxMessageSize = 0)
+
+
+class MessageTooBig(Exception):
+    """A message grew past the cap; ``before`` holds the messages completed earlier in the same read."""
+
+    def __init__(self, before: list[bytes | str]) -> None:
+        super().__init__("message too big")
+        self.before = before
+
+
+async def handshake(stream: trio.abc.Stream) -> tuple[WSConnection, Request] | None:
+    """Read the HTTP upgrade request; None when the client left, was too slow or sent no websocket request
+    (answered with 404 or 400 then)."""
+    ws = WSConnection(ConnectionType.SERVER)
+    with trio.move_on_after(HANDSHAKE_TIMEOUT):
+        seen = b""
+        while True:
+            data = bytes(await stream.receive_some(READ_SIZE))
+            if not data:
+                return None
+            seen = (seen + data)[:READ_SIZE]  # the request head, to tell a plain request from a bad upgrade
+            try:
+                ws.receive_data(data)
+            except RemoteProtocolError:
+                upgrade = b"\nupgrade:" in seen.lower()
+                await _plain_reply(stream, 400 if upgrade else 404)
+                return None
+            for event in ws.events():
+                if isinstance(event, Request):
+                    return ws, event
+    return None
+
+
+async def reject(stream: trio.abc.Stream, ws: WSConnection, status: int) -> None:
+    """Answer the upgrade with an HTTP error (403: refused) and no body."""
+    headers = [(b"content-length", b"0"), (b"connection", b"close")]
+    await stream.send_all(ws.send(RejectConnection(status_code=status, headers=headers)))
+
+
+async def _plain_reply(stream: trio.abc.Stream, status: int) -> None:
+    body = b"websocket endpoints only"
+    reason = b"Not Found" if status == 404 else b"Bad Request"
+    head = b"HTTP/1.1 %d %s\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % (status, reason, len(body))
+    try:
+        await stream.send_all(head + body)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+@final
+class Wire:
+    """One accepted websocket: batched reads, batched writes, pings, closing.
+
+    The reading task calls ``receive``; any task may call ``send_frames``, ``ping`` and ``close`` (writes are
+    serialised by a lock, as a trio stream allows one sender at a time).
+    """
+
+    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, max_message: int) -> None:
+        self._stream = stream
+        self._ws = ws
+        self._lock = trio.Lock()
+        self._max = max_message or HARD_MAX_MESSAGE
+        self._parts: list[bytes | str] = []  # the fragments of the message being received
+        self._size = 0
+        self._broken = False  # a write was cut short: the stream may hold half a frame
+
+    async def accept(self) -> None:
+        """Complete the upgrade (HTTP 101)."""
+        await self._send(self._ws.send(AcceptConnection()))
+
+    async def receive(self) -> tuple[list[bytes | str], str | None]:
+        """The messages completed by the next socket read(s), and why the client left (None while it is there).
+
+        Answers pings and the client's close frame itself.
+
+        Raises:
+          MessageTooBig: a message passed the cap (the caller closes with 1009).
+          trio.BrokenResourceError: the connection broke (TLS or TCP).
+        """
+        ws = self._ws
+        data: bytes | None = b"-"  # nothing read yet: first look at what the handshake's read left buffered
+        while True:
+            done: list[bytes | str] = []
+            left: str | None = None
+            replies: list[Event] = []
+            for event in ws.events():
+                if isinstance(event, Message):
+                    self._add(event, done)
+                elif isinstance(event, Ping):
+                    replies.append(event.response())
+                elif isinstance(event, CloseConnection):
+                    left = f"client disconnected ({event.code})"
+                    if ws.state is ConnectionState.REMOTE_CLOSING:
+                        replies.append(event.response())
+            if replies:
+                await self._send_events(replies)
+            if not data and left is None:
+                left = "client disconnected (1006)"
+            if done or left is not None:
+                return done, left
+            data = bytes(await self._stream.receive_some(READ_SIZE))
+            ws.receive_data(data or None)
+
+    def _add(self, event: Message[Any], done: list[bytes | str]) -> None:
+        chunk: bytes | str = event.data
+        if isinstance(chunk, bytearray):
+            chunk = bytes(chunk)
+        # A str's UTF-8 size is at most 4 bytes per character: encode only when that bound passes the cap.
+        size = len(chunk)
+        if isinstance(chunk, str) and (self._size + size * 4) > self._max:
+            size = len(chunk.encode())
+        self._size += size
+        if self._size > self._max:
+            raise MessageTooBig(done)
+        if event.message_finished and not self._parts:
+            done.append(chunk)  # the common case: a message in one frame
+        else:
+            self._parts.append(chunk)
+            if event.message_finished:
+                joined: bytes | str = (
+                    "".join(p for p in self._parts if isinstance(p, str))
+                    if isinstance(event, TextMessage)
+                    else b"".join(p for p in self._parts if isinstance(p, bytes))
+                )
+                done.append(joined)
+                self._parts = []
+        if event.message_finished:
+            self._size = 0
+
+    async def send_frames(self, frames: list[Frame]) -> None:
+        """Send messages with one socket write; nothing once the connection is closing."""
+        ws = self._ws
+        if ws.state is not ConnectionState.OPEN:
+            return
+        try:
+            data = b"".join(
+                [
+                    ws.send(TextMessage(data=frame) if isinstance(frame, str) else BytesMessage(data=frame))
+                    for _, frame in frames
+                ]
+            )
+        except LocalProtocolError:
+            return  # closing meanwhile
+        await self._send(data)
+
+    async def ping(self) -> None:
+        await self._send_events([Ping()])
+
+    async def close(self, code: int) -> None:
+        """Send a close frame with ``code`` (when the connection is still open and no write was cut short)."""
+        if self._ws.state is ConnectionState.OPEN and not self._broken:
+            await self._send_events([CloseConnection(code=code)])
+
+    async def _send_events(self, events: list[Event]) -> None:
+        try:
+            data = b"".join(self._ws.send(event) for event in events)
+        except LocalProtocolError:
+            return
+        await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
+        async with self._lock:
+            if self._broken:
+                raise trio.BrokenResourceError("an earlier write was cut short")
+            try:
+                await self._stream.send_all(data)
+            except BaseException:
+                self._broken = True  # cancelled or failed part way: what went out may end mid-frame
+                raise
