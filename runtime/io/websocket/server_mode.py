@@ -148,7 +148,7 @@ class ServerSink:
         if self._endpoint is None:
             raise SinkError(f"websocket sink on {self._path} is not open")
         payload = self._encode(data)
-        slow = self._endpoint.broadcast(self._text, payload.decode() if self._text else payload)
+        slow = self._endpoint.broadcast(self._text, payload)  # text frames: the encoder's UTF-8 bytes
         if slow:
             self.slow_clients += slow
             ctx = self._spec.ctx

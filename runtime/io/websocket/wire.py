@@ -9,6 +9,7 @@ that are not websocket upgrades get a 404.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, final
 
 import trio
@@ -16,7 +17,6 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
-    BytesMessage,
     CloseConnection,
     Event,
     Message,
@@ -27,7 +27,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-Frame = tuple[bool, bytes | str]  # (is_text, payload) of one outgoing websocket message
+Frame = tuple[bool, bytes | str]  # (is_text, payload) of one outgoing websocket message (text: UTF-8 bytes)
+TEXT, BINARY = 0x1, 0x2  # frame opcodes
 
 READ_SIZE = 65536  # bytes asked of the socket per read
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to send a complete upgrade request (slow-loris bound)
@@ -162,20 +163,19 @@ class Wire:
             self._size = 0
 
     async def send_frames(self, frames: list[Frame]) -> None:
-        """Send messages with one socket write; nothing once the connection is closing."""
-        ws = self._ws
-        if ws.state is not ConnectionState.OPEN:
+        """Send messages with one socket write; nothing once the connection is closing.
+
+        Each message is one unmasked, unfragmented frame (RFC 6455 5.2; no extension is ever negotiated):
+        text frames from already encoded UTF-8 bytes go out as they are, never decoded and encoded again.
+        """
+        if self._ws.state is not ConnectionState.OPEN:
             return
-        try:
-            data = b"".join(
-                [
-                    ws.send(TextMessage(data=frame) if isinstance(frame, str) else BytesMessage(data=frame))
-                    for _, frame in frames
-                ]
-            )
-        except LocalProtocolError:
-            return  # closing meanwhile
-        await self._send(data)
+        parts: list[bytes] = []
+        for is_text, frame in frames:
+            payload = frame.encode() if isinstance(frame, str) else frame
+            parts.append(_header(TEXT if is_text else BINARY, len(payload)))
+            parts.append(payload)
+        await self._send(b"".join(parts))
 
     async def ping(self) -> None:
         await self._send_events([Ping()])
@@ -201,3 +201,13 @@ class Wire:
             except BaseException:
                 self._broken = True  # cancelled or failed part way: what went out may end mid-frame
                 raise
+
+
+def _header(opcode: int, size: int) -> bytes:
+    """The header of a final, unmasked server frame carrying ``size`` payload bytes."""
+    first = 0x80 | opcode
+    if size < 126:
+        return bytes((first, size))
+    if size < 1 << 16:
+        return struct.pack("!BBH", first, 126, size)
+    return struct.pack("!BBQ", first, 127, size)

@@ -537,3 +537,19 @@ async def test_plain_http_gets_404_and_a_stalled_handshake_is_dropped(
             async with await trio.open_tcp_stream("127.0.0.1", hub.port) as stalled:
                 await stalled.send_all(b"GET /a HTTP/1.1\r\n")  # and nothing more
                 assert await stalled.receive_some(65536) == b""  # closed after the handshake timeout
+
+
+async def test_sink_frames_of_every_length_class_arrive_whole(services: Services) -> None:
+    """Sink frames are framed by hand (7-bit, 16-bit and 64-bit lengths); text frames go out as UTF-8 bytes."""
+    hub = services.data_server
+    texts = ["é" * 3, "x" * 125, "y" * 126, "ü" * 40_000, "z" * 70_000]
+    with trio.fail_after(10):
+        async with hub.publisher("/out", CONF, **registrant(make_ctx(None))) as out_ep:
+            async with connect(hub.port, "/out") as ws:
+                while hub.counts()["connections"] < 1:
+                    await trio.testing.wait_all_tasks_blocked()
+                for text in texts:
+                    out_ep.broadcast(True, text.encode())
+                out_ep.broadcast(False, bytes(range(256)) * 300)
+                assert [await ws.get_message() for _ in texts] == texts
+                assert await ws.get_message() == bytes(range(256)) * 300
