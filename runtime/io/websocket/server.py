@@ -313,6 +313,8 @@ class DataServer:
             await endpoint.serve(meta, Wire(stream, ws, endpoint.conf.max_message_size))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away or its TLS handshake failed: nothing to answer
+        except Exception:  # noqa: BLE001 - one connection's failure must never take the server down
+            self._logger.warning("websocket connection failed", exc_info=True)
         finally:
             await trio.aclose_forcefully(stream)
 

@@ -553,3 +553,26 @@ async def test_sink_frames_of_every_length_class_arrive_whole(services: Services
                 out_ep.broadcast(False, bytes(range(256)) * 300)
                 assert [await ws.get_message() for _ in texts] == texts
                 assert await ws.get_message() == bytes(range(256)) * 300
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x81\x05hello",  # an unmasked client frame
+        b"\xff\xff\xff\xff",  # reserved bits and opcode
+        b"\x81\xfe\x00\x05abcd",  # a length that does not match
+        b"\x01\x81abcdx",  # a fragment that never finishes
+        b"\x89\x80abcd" * 50,  # a ping flood
+    ],
+)
+async def test_hostile_frames_cost_their_connection_only(services: Services, garbage: bytes) -> None:
+    from wsproto.events import TextMessage
+
+    hub = services.data_server
+    with trio.fail_after(10):
+        async with rule_on(hub, "/a") as (recv, _), raw_ws(hub.port, "/a") as (bad, _ws):
+            await bad.send_all(garbage)
+            async with raw_ws(hub.port, "/a") as (stream, ws):
+                await stream.send_all(ws.send(TextMessage(data='{"ok": 1}')))
+                assert rows(await recv.receive()) == [{"ok": 1}]
+            assert hub.running
