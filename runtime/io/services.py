@@ -2,8 +2,8 @@
 
 Anything connector instances of different rules must share (the memory bus, the global websocket data server,
 shared websocket client connections) lives here, owned by one ``Engine``, so no connector needs module-level
-state. The data server and the client pool are made on first use (their modules import wsproto and
-trio-websocket, which an engine without websocket rules never needs) and dropped when the engine stops.
+state. The data server and the client pool are made on first use (their modules import wsproto, which an
+engine without websocket rules never needs) and dropped when the engine stops.
 """
 
 from __future__ import annotations

@@ -16,31 +16,22 @@ from typing import Any, final
 
 import attrs
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
-    WebSocketConnection,
-    wrap_client_stream,
-)
+from wsproto.events import CloseConnection
 
 from runtime.clock import Clock
 from runtime.errors import ConnectAttemptFailed, SinkError, leaves
 from runtime.formats.decode import DecodeError, Decoder
-from runtime.io.websocket.tls import (
-    Transport,
-    WatchedStream,
-    WsTarget,
-    dial,
-)
+from runtime.io.websocket.tls import Transport, WsTarget, dial
+from runtime.io.websocket.wire import HandshakeRejected, MessageTooBig, Wire, client_handshake
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
 LOGGER = logging.getLogger("oort.websocket.client")
 
 CLOSE_TIMEOUT = 1.0  # seconds granted to the websocket close handshake when a client is released
+NORMAL_CLOSURE, MESSAGE_TOO_BIG = 1000, 1009
 MIN_RETRY_DELAY = 0.001  # floor for a zero reconnectMinDelay, so a dead peer never means a busy loop
-READ_BATCH = 32  # received frames trio-websocket may queue; those already queued are delivered as one batch
+READ_BATCH = 64  # messages delivered to the rules as one batch at most (a socket read may complete more)
 
 CONNECTING, CONNECTED, DISCONNECTED = (
     0,
@@ -49,30 +40,39 @@ CONNECTING, CONNECTED, DISCONNECTED = (
 )  # ConnectionMetrics.status values (eKuiper's connection status)
 
 
+class _PeerClosed(Exception):
+    """The server closed the websocket (its close frame, or code 1006 when the connection just ended)."""
+
+    def __init__(self, close: CloseConnection) -> None:
+        super().__init__(close.reason or f"code {close.code}")
+        self.close = close
+
+
 # What one attempt may fail with, all retried: refused/unreachable (OSError), TLS (ssl errors, usually as the
-# cause of BrokenResourceError), handshake rejected or timed out (HandshakeError), peer went away, and our own
-# timeouts (ConnectAttemptFailed).
+# cause of BrokenResourceError), handshake rejected (HandshakeRejected), the peer closing (_PeerClosed), a
+# message over the size cap (MessageTooBig) and our own timeouts (ConnectAttemptFailed).
 _RETRYABLE = (
     OSError,
     ssl.SSLError,
     trio.BrokenResourceError,
     trio.ClosedResourceError,
     trio.TooSlowError,
-    HandshakeError,
-    ConnectionClosed,
+    HandshakeRejected,
+    _PeerClosed,
+    MessageTooBig,
     ConnectAttemptFailed,
 )
 
 
 def describe_failure(exc: BaseException) -> str:
     """A one-line reason for a failed attempt, fit for ``last_disconnected_message`` (never the query)."""
-    if isinstance(exc, ConnectionRejected):
-        return f"websocket handshake rejected with HTTP {exc.status_code}"
-    if isinstance(exc, ConnectionClosed):
-        if exc.reason is None:
-            return "connection closed"
-        text = f": {exc.reason.reason}" if exc.reason.reason else ""
-        return f"connection closed by peer (code {exc.reason.code}{text})"
+    if isinstance(exc, HandshakeRejected):
+        return str(exc)
+    if isinstance(exc, _PeerClosed):
+        text = f": {exc.close.reason}" if exc.close.reason else ""
+        return f"connection closed by peer (code {exc.close.code}{text})"
+    if isinstance(exc, MessageTooBig):
+        return f"a message was larger than maxMessageSize {exc.limit}: closed with 1009"
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake failed: {exc}"
     if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError) and exc.__cause__ is not None:
@@ -132,16 +132,17 @@ class WsClient:
         self._rng = random.Random()
         self._subscribers: list[Subscriber] = []
         self._groups: dict[str, _StreamGroup] = {}
-        self._ws: WebSocketConnection | None = None  # set while connected
+        self._ws: Wire | None = None  # set while connected
         self._meta: Row = {"path": target.path, "connectionId": ""}
         self._connection_id = ""
         self._connected = trio.Event()
         self._changed = trio.Event()  # set (and replaced) on every metrics update
         self._scope = trio.CancelScope()
-        self._session: trio.CancelScope | None = None
+        self._session_scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
         self._ran = False
         self._delivering = False  # a frame is being awaited into outboxes (see _ping)
+        self._close_code = NORMAL_CLOSURE  # the code our close frame carries when a session ends
 
     @property
     def url(self) -> str:
@@ -168,7 +169,7 @@ class WsClient:
             raise SinkError(f"websocket {self.url} is not connected")
         try:
             await ws.send_message(message)
-        except ConnectionClosed as exc:
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise SinkError(f"websocket {self.url} is not connected: {describe_failure(exc)}") from None
 
     async def wait_connected(self) -> None:
@@ -216,8 +217,8 @@ class WsClient:
     async def stop(self) -> None:
         """Cancel the loop and wait until the connection is closed. Idempotent."""
         self._scope.cancel()
-        if self._session is not None:
-            self._session.cancel()
+        if self._session_scope is not None:
+            self._session_scope.cancel()
         if self._ran:  # never started (the nursery refused it): nothing to wait for
             await self._stopped.wait()
 
@@ -233,51 +234,52 @@ class WsClient:
             return describe_failure(exc)
         reason = "connection closed"
         try:
-            async with trio.open_nursery() as nursery:
-                # The websocket's reader task runs in this nursery and must outlive a stop() long enough to
-                # finish the close handshake, so the nursery is shielded and stop() cancels the session instead.
-                nursery.cancel_scope.shield = True
-                await self._session_in(nursery, stream)
+            await self._session(stream)
         except* _RETRYABLE as group:
             reason = describe_failure(leaves(group)[0])
         finally:
             await trio.aclose_forcefully(stream)
         return reason
 
-    async def _session_in(self, nursery: trio.Nursery, transport: Transport) -> None:
+    async def _session(self, stream: Transport) -> None:
         conf = self.target.conf
-        stream = WatchedStream(transport)
-        ws: WebSocketConnection | None = None
+        wire: Wire | None = None
+        self._close_code = NORMAL_CLOSURE
         try:
-            with trio.CancelScope() as self._session:
+            with trio.CancelScope() as self._session_scope:
                 if self._scope.cancel_called:
-                    self._session.cancel()
+                    self._session_scope.cancel()
                 with trio.move_on_after(conf.connect_timeout) as handshake:
-                    ws = await self._handshake(nursery, stream)
-                if ws is None:
-                    if stream.error is not None:
-                        raise stream.error  # e.g. the server's TLS alert rejecting our certificate
-                    if stream.ended.is_set():
+                    headers = [(k.encode(), v.encode()) for k, v in conf.request_headers.items()]
+                    wire = await client_handshake(
+                        stream, self.target.host_header, self.target.resource, headers, conf.max_message_size
+                    )
+                    if wire is None:
                         raise ConnectAttemptFailed(self._early_eof_reason())
-                    if handshake.cancelled_caught:
+                if wire is None:
+                    if handshake.cancelled_caught and not self._scope.cancel_called:
                         raise ConnectAttemptFailed(
                             f"websocket handshake timed out after {conf.connect_timeout:g}s"
                         )
                     return  # stopped during the handshake
                 if conf.open_message:
                     # Before anyone may send: subscribe-style feeds expect the open message first.
-                    await ws.send_message(conf.open_message)
-                self._connected_now(ws)
+                    await wire.send_message(conf.open_message)
+                self._connected_now(wire)
                 async with trio.open_nursery() as inner:
                     if conf.ping_interval > 0:
-                        inner.start_soon(self._ping, ws, conf.ping_interval)
-                    await self._receive(ws)
+                        inner.start_soon(self._ping, wire, conf.ping_interval)
+                    await self._receive(wire)
         finally:
-            self._session = None
+            self._session_scope = None
             self._ws = None
-            if ws is not None:
-                with trio.move_on_after(CLOSE_TIMEOUT):
-                    await ws.aclose()
+            if wire is not None:
+                # The close handshake outlives a stop() (which cancelled the session), bounded.
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+                    try:
+                        await wire.close_handshake(self._close_code)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
 
     def _early_eof_reason(self) -> str:
         reason = "connection closed by the server during the websocket handshake"
@@ -287,53 +289,37 @@ class WsClient:
             reason += " (TLS: the server may have rejected the client certificate)"
         return reason
 
-    async def _handshake(self, nursery: trio.Nursery, stream: WatchedStream) -> WebSocketConnection | None:
-        """The websocket opening handshake, or None as soon as the transport ends first."""
-        ws: WebSocketConnection | None = None
-        headers = [(k.encode(), v.encode()) for k, v in self.target.conf.request_headers.items()]
-        async with trio.open_nursery() as race:
-            race.start_soon(_cancel_when_set, stream.ended, race.cancel_scope)
-            ws = await wrap_client_stream(
-                nursery,  # the reader task must outlive this race: it serves the whole session
-                stream,  # type: ignore[arg-type]  # any trio Stream works; the hint lists only two
-                self.target.host_header,
-                self.target.resource,
-                extra_headers=headers,
-                max_message_size=self.target.conf.max_message_size,
-                message_queue_size=READ_BATCH,
-            )
-            race.cancel_scope.cancel()
-        return ws
-
-    async def _ping(self, ws: WebSocketConnection, interval: float) -> None:
+    async def _ping(self, wire: Wire, interval: float) -> None:
         # Detects half-open connections (peer vanished without a FIN), which would otherwise wait forever.
         while True:
             await trio.sleep(interval)
+            pong = wire.pong
+            await wire.ping()
             with trio.move_on_after(interval) as waited:
-                await ws.ping()
-            # While a full rule buffer holds up delivery, trio-websocket's reader is stuck on its one-slot queue
-            # and cannot see the pong: that is backpressure, not a dead peer.
+                await pong.wait()
+            # While a full rule buffer holds up delivery the reader does not read, so it cannot see the pong:
+            # that is backpressure, not a dead peer.
             if waited.cancelled_caught and not self._delivering:
                 raise ConnectAttemptFailed(f"no pong within {interval:g}s")
 
-    async def _receive(self, ws: WebSocketConnection) -> None:
-        # Frames trio-websocket has already queued are taken with the one awaited and delivered as one batch, so
-        # the rule's channel is crossed once per batch. Its queue is private: without it, one frame at a time.
-        queued = getattr(ws, "_recv_channel", None)
-        drain = queued.receive_nowait if isinstance(queued, trio.MemoryReceiveChannel) else None
+    async def _receive(self, wire: Wire) -> None:
+        # Every message completed by one socket read is delivered as one batch (READ_BATCH at most), so the
+        # rule's channel is crossed once per read, and a full rule buffer stops the reading (TCP pushes back).
         while True:
-            payloads = [await ws.get_message()]
-            if drain is not None:
-                while len(payloads) < READ_BATCH:
-                    try:
-                        payloads.append(drain())
-                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                        break  # the next get_message reports a close
+            try:
+                payloads, close = await wire.receive()
+            except MessageTooBig as exc:
+                await self._deliver(exc.before)
+                self._close_code = MESSAGE_TOO_BIG
+                raise
             self._delivering = True
             try:
-                await self._deliver(payloads)
+                for start in range(0, len(payloads), READ_BATCH):
+                    await self._deliver(payloads[start : start + READ_BATCH])
             finally:
                 self._delivering = False
+            if close is not None:
+                raise _PeerClosed(close)
 
     def _decode(self, group: _StreamGroup, payloads: list[str | bytes]) -> Batch:
         ts = self._clock.now_ms()
@@ -371,7 +357,7 @@ class WsClient:
         # "Equal jitter": half fixed, half random, so clients dropped together do not redial in lockstep.
         return self._rng.uniform(max(low, ceiling / 2), ceiling)
 
-    def _connected_now(self, ws: WebSocketConnection) -> None:
+    def _connected_now(self, ws: Wire) -> None:
         self._connection_id = str(next(self._ids))
         self._meta = {"path": self.target.path, "connectionId": self._connection_id}
         self._ws = ws
@@ -420,11 +406,6 @@ class WsClient:
     def __repr__(self) -> str:
         status = {CONNECTING: "connecting", CONNECTED: "connected", DISCONNECTED: "disconnected"}
         return f"<WsClient {self.url} {status[self.metrics.status]} subscribers={len(self._subscribers)}>"
-
-
-async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
 
 
 def _mirror(source: ConnectionMetrics, dest: ConnectionMetrics) -> None:

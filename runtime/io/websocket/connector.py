@@ -9,7 +9,7 @@ client-mode source (Oort dials ``scheme://addr`` + DATASOURCE). A sink is config
 The registry also gets this module's conf group check (``check_websocket_conf``, run by the REST API before a
 conf group is saved) and connection test (``test_websocket_connection``).
 
-The mode modules are imported inside the factories: they pull in trio-websocket and wsproto, which the
+The mode modules are imported inside the factories: they pull in wsproto, which the
 registry (imported by every engine, CLI and test) does not need until a websocket rule is actually built.
 """
 

@@ -225,7 +225,7 @@ class Endpoint:
         """
         while True:
             try:
-                payloads, left = await wire.receive()
+                payloads, close = await wire.receive()
             except MessageTooBig as exc:
                 if exc.before:
                     await self._deliver(conn, exc.before)
@@ -235,8 +235,8 @@ class Endpoint:
                 return True, "client disconnected (1006)"
             for start in range(0, len(payloads), READ_BATCH):
                 await self._deliver(conn, payloads[start : start + READ_BATCH])
-            if left is not None:
-                return True, left
+            if close is not None:
+                return True, f"client disconnected ({close.code})"
 
     async def _deliver(self, conn: Connection, payloads: list[bytes | str]) -> None:
         """Decode ``payloads`` once per stream and hand the batch to every rule reading that stream.

@@ -150,9 +150,9 @@ Transport = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None) -> Transport:
     """Open a TCP connection and, with ``ssl_context``, complete the TLS handshake on it before returning.
 
-    Doing the TLS handshake here rather than inside trio-websocket makes a verify failure surface at once as
-    ``BrokenResourceError`` caused by the ``ssl`` error that names it, instead of as a silent handshake timeout
-    (trio-websocket reports only the timeout). The caller bounds the whole dial with its connect timeout.
+    Doing the TLS handshake before the websocket upgrade makes a verify failure surface at once as
+    ``BrokenResourceError`` caused by the ``ssl`` error that names it, instead of somewhere inside the
+    upgrade. The caller bounds the whole dial with its connect timeout.
 
     Raises:
       OSError: refused or unreachable. trio.BrokenResourceError: the TLS handshake failed (see ``__cause__``).
@@ -167,39 +167,3 @@ async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None) -> Tran
         await trio.aclose_forcefully(tcp)
         raise
     return tls
-
-
-@final
-class WatchedStream(trio.abc.Stream):
-    """A transport that remembers why reading from it stopped.
-
-    trio-websocket swallows a read error or EOF during its opening handshake and then waits for its timeout.
-    Under TLS 1.3 that is exactly how a server rejecting the client certificate shows up (the client's TLS
-    handshake "succeeds"; the first read fails with the server's alert), so the client watches ``ended``
-    and reports ``error`` at once.
-    """
-
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-        self.ended = trio.Event()
-        self.error: BaseException | None = None
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        try:
-            data = await self.inner.receive_some(max_bytes)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self.error = exc
-            self.ended.set()
-            raise
-        if not data:
-            self.ended.set()
-        return data
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

@@ -1,10 +1,11 @@
-"""The data server's websocket wire, on wsproto directly: one socket read becomes one batch of messages.
+"""Websocket on wsproto directly, for the data server and the client connections: one socket read becomes one
+batch of messages.
 
-hypercorn hands an ASGI app one frame per scheduler pass through a per-connection queue, so every frame cost
-a task switch before it reached a rule. Here the connection's own task reads the socket and feeds wsproto,
-and every message completed by that read is handed over at once; sink frames are encoded by the same wsproto
-connection and leave with one socket write. The HTTP upgrade is parsed by wsproto (h11 underneath); requests
-that are not websocket upgrades get a 404.
+hypercorn (server) and trio-websocket (client) hand over one message per scheduler pass through a queue, so
+every frame cost a task switch before it reached a rule. Here the connection's own task reads the socket and
+feeds wsproto, and every message completed by that read is handed over at once; outgoing frames leave with one
+socket write. The HTTP upgrade is parsed by wsproto (h11 underneath); requests that are not websocket upgrades
+get a 404.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
+    BytesMessage,
     CloseConnection,
     Event,
     Message,
     Ping,
+    Pong,
     RejectConnection,
     Request,
     TextMessage,
@@ -35,12 +38,21 @@ HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to send a complete upgrade requ
 HARD_MAX_MESSAGE = 16 * 1024 * 1024  # the cap when a path sets none (maxMessageSize = 0)
 
 
+class HandshakeRejected(Exception):
+    """The server answered the upgrade request with an HTTP status instead of 101."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"websocket handshake rejected with HTTP {status}")
+        self.status = status
+
+
 class MessageTooBig(Exception):
     """A message grew past the cap; ``before`` holds the messages completed earlier in the same read."""
 
-    def __init__(self, before: list[bytes | str]) -> None:
+    def __init__(self, before: list[bytes | str], limit: int) -> None:
         super().__init__("message too big")
         self.before = before
+        self.limit = limit
 
 
 async def handshake(stream: trio.abc.Stream) -> tuple[WSConnection, Request] | None:
@@ -82,17 +94,48 @@ async def _plain_reply(stream: trio.abc.Stream, status: int) -> None:
         pass
 
 
+async def client_handshake(
+    stream: trio.abc.Stream, host: str, target: str, headers: list[tuple[bytes, bytes]], max_message: int
+) -> Wire | None:
+    """Send the upgrade request and read the answer: the open ``Wire``, or None when the server closed the
+    connection first.
+
+    Raises:
+      HandshakeRejected: the server answered with an HTTP status instead of 101.
+      trio.BrokenResourceError: the transport failed (a TLS alert is its ``__cause__``).
+    """
+    ws = WSConnection(ConnectionType.CLIENT)
+    await stream.send_all(ws.send(Request(host=host, target=target, extra_headers=headers)))
+    while True:
+        data = bytes(await stream.receive_some(READ_SIZE))
+        if not data:
+            return None
+        ws.receive_data(data)
+        for event in ws.events():
+            if isinstance(event, AcceptConnection):
+                return Wire(stream, ws, max_message, client=True)
+            if isinstance(event, RejectConnection):
+                raise HandshakeRejected(event.status_code)
+
+
 @final
 class Wire:
-    """One accepted websocket: batched reads, batched writes, pings, closing.
+    """One open websocket (server or client side): batched reads, batched writes, pings, closing.
 
-    The reading task calls ``receive``; any task may call ``send_frames``, ``ping`` and ``close`` (writes are
-    serialised by a lock, as a trio stream allows one sender at a time).
+    The reading task calls ``receive``; any task may call ``send_frames``, ``send_message``, ``ping`` and
+    ``close`` (writes are serialised by a lock, as a trio stream allows one sender at a time).
+
+    Attributes:
+      pong: set when a pong arrives (a new event after each), for a pinging side that checks its peer.
     """
 
-    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, max_message: int) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, ws: WSConnection, max_message: int, *, client: bool = False
+    ) -> None:
         self._stream = stream
         self._ws = ws
+        self._client = client  # a client masks its frames (wsproto does it); a server frames by hand
+        self.pong = trio.Event()
         self._lock = trio.Lock()
         self._max = max_message or HARD_MAX_MESSAGE
         self._parts: list[bytes | str] = []  # the fragments of the message being received
@@ -103,10 +146,11 @@ class Wire:
         """Complete the upgrade (HTTP 101)."""
         await self._send(self._ws.send(AcceptConnection()))
 
-    async def receive(self) -> tuple[list[bytes | str], str | None]:
-        """The messages completed by the next socket read(s), and why the client left (None while it is there).
+    async def receive(self) -> tuple[list[bytes | str], CloseConnection | None]:
+        """The messages completed by the next socket read(s), and the peer's close (None while it is there;
+        code 1006 when the connection ended without a close frame).
 
-        Answers pings and the client's close frame itself.
+        Answers pings and the peer's close frame itself.
 
         Raises:
           MessageTooBig: a message passed the cap (the caller closes with 1009).
@@ -116,21 +160,24 @@ class Wire:
         data: bytes | None = b"-"  # nothing read yet: first look at what the handshake's read left buffered
         while True:
             done: list[bytes | str] = []
-            left: str | None = None
+            left: CloseConnection | None = None
             replies: list[Event] = []
             for event in ws.events():
                 if isinstance(event, Message):
                     self._add(event, done)
                 elif isinstance(event, Ping):
                     replies.append(event.response())
+                elif isinstance(event, Pong):
+                    self.pong.set()
+                    self.pong = trio.Event()
                 elif isinstance(event, CloseConnection):
-                    left = f"client disconnected ({event.code})"
+                    left = event
                     if ws.state is ConnectionState.REMOTE_CLOSING:
                         replies.append(event.response())
             if replies:
                 await self._send_events(replies)
             if not data and left is None:
-                left = "client disconnected (1006)"
+                left = CloseConnection(code=1006)
             if done or left is not None:
                 return done, left
             data = bytes(await self._stream.receive_some(READ_SIZE))
@@ -146,7 +193,7 @@ class Wire:
             size = len(chunk.encode())
         self._size += size
         if self._size > self._max:
-            raise MessageTooBig(done)
+            raise MessageTooBig(done, self._max)
         if event.message_finished and not self._parts:
             done.append(chunk)  # the common case: a message in one frame
         else:
@@ -170,12 +217,44 @@ class Wire:
         """
         if self._ws.state is not ConnectionState.OPEN:
             return
+        if self._client:
+            try:
+                data = b"".join(self._ws.send(_message(frame)) for _, frame in frames)
+            except LocalProtocolError:
+                return  # closing meanwhile
+            await self._send(data)
+            return
         parts: list[bytes] = []
         for is_text, frame in frames:
             payload = frame.encode() if isinstance(frame, str) else frame
             parts.append(_header(TEXT if is_text else BINARY, len(payload)))
             parts.append(payload)
         await self._send(b"".join(parts))
+
+    async def send_message(self, message: bytes | str) -> None:
+        """Send one message: text for ``str``, binary for ``bytes``.
+
+        Raises:
+          trio.BrokenResourceError: the connection is closing or broken.
+        """
+        if self._ws.state is not ConnectionState.OPEN:
+            raise trio.BrokenResourceError("the websocket is closing")
+        if self._client:
+            await self._send_events([_message(message)])
+        else:
+            await self.send_frames([(isinstance(message, str), message)])
+
+    async def close_handshake(self, code: int) -> None:
+        """Send a close frame and read until the peer's answers it or the connection ends (the caller bounds
+        the wait); what else arrives meanwhile is dropped."""
+        await self.close(code)
+        while self._ws.state is not ConnectionState.CLOSED:
+            data = bytes(await self._stream.receive_some(READ_SIZE))
+            self._ws.receive_data(data or None)
+            for _ in self._ws.events():
+                pass
+            if not data:
+                return
 
     async def ping(self) -> None:
         await self._send_events([Ping()])
@@ -201,6 +280,10 @@ class Wire:
             except BaseException:
                 self._broken = True  # cancelled or failed part way: what went out may end mid-frame
                 raise
+
+
+def _message(data: bytes | str) -> Event:
+    return TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
 
 
 def _header(opcode: int, size: int) -> bytes:
