@@ -22,7 +22,7 @@ from runtime.clock import Clock
 from runtime.errors import ConnectAttemptFailed, SinkError, leaves
 from runtime.formats.decode import DecodeError, Decoder
 from runtime.io.websocket.tls import Transport, WsTarget, dial
-from runtime.io.websocket.wire import HandshakeRejected, MessageTooBig, Wire, client_handshake
+from runtime.io.websocket.wire import BadHandshake, HandshakeRejected, MessageTooBig, Wire, client_handshake
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
@@ -58,6 +58,7 @@ _RETRYABLE = (
     trio.ClosedResourceError,
     trio.TooSlowError,
     HandshakeRejected,
+    BadHandshake,
     _PeerClosed,
     MessageTooBig,
     ConnectAttemptFailed,
@@ -66,7 +67,7 @@ _RETRYABLE = (
 
 def describe_failure(exc: BaseException) -> str:
     """A one-line reason for a failed attempt, fit for ``last_disconnected_message`` (never the query)."""
-    if isinstance(exc, HandshakeRejected):
+    if isinstance(exc, HandshakeRejected | BadHandshake):
         return str(exc)
     if isinstance(exc, _PeerClosed):
         text = f": {exc.close.reason}" if exc.close.reason else ""
@@ -171,6 +172,11 @@ class WsClient:
             await ws.send_message(message)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise SinkError(f"websocket {self.url} is not connected: {describe_failure(exc)}") from None
+        finally:
+            if ws.broken and self._session_scope is not None:
+                # This write was cut short (its rule stopped mid-frame): the stream may end inside a frame,
+                # so the shared connection is dropped and dialled again for the other users.
+                self._session_scope.cancel()
 
     async def wait_connected(self) -> None:
         """Return once the client is connected (at once if it is)."""
@@ -294,8 +300,8 @@ class WsClient:
         while True:
             await trio.sleep(interval)
             pong = wire.pong
-            await wire.ping()
             with trio.move_on_after(interval) as waited:
+                await wire.ping()  # inside the bound: a socket that takes nothing is a dead peer too
                 await pong.wait()
             # While a full rule buffer holds up delivery the reader does not read, so it cannot see the pong:
             # that is backpressure, not a dead peer.

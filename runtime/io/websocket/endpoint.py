@@ -196,9 +196,11 @@ class Endpoint:
             conn.out_recv.close()
             self._set_status("disconnected", clock.now_ms(), reason)
             if not client_gone:
+                # The close handshake: our close frame, then the client's answer (bounded), so the connection
+                # is not reset under data the client has not read yet (it would lose the close frame too).
                 with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
                     try:
-                        await wire.close(conn.close_code)
+                        await wire.close_handshake(conn.close_code)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         pass  # the transport is already gone; nothing to tell
 

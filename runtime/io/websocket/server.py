@@ -18,6 +18,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, final
+from urllib.parse import unquote
 
 import attrs
 import trio
@@ -234,7 +235,12 @@ class DataServer:
                 f"cannot start the websocket data server on {where}: {_reason(exc)}"
             ) from exc
         run.port = listeners[0].socket.getsockname()[1]
-        await self._nursery().start(self._serve, run, listeners, context)
+        try:
+            await self._nursery().start(self._serve, run, listeners, context)
+        except BaseException:
+            for listener in listeners:
+                await trio.aclose_forcefully(listener)
+            raise
         self._run = run
         scheme = "wss" if context is not None else "ws"
         self._logger.info(
@@ -292,7 +298,8 @@ class DataServer:
             if accepted is None:
                 return
             ws, request = accepted
-            path, _, query = request.target.partition("?")
+            raw_path, _, query = request.target.partition("?")
+            path = unquote(raw_path)  # as the stream's DATASOURCE is written (hypercorn decoded it too)
             endpoint = self._endpoints.get(path)
             scope: Scope = {
                 "headers": [(b"host", request.host.encode("latin-1")), *request.extra_headers],
@@ -314,7 +321,8 @@ class DataServer:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away or its TLS handshake failed: nothing to answer
         except Exception:  # noqa: BLE001 - one connection's failure must never take the server down
-            self._logger.warning("websocket connection failed", exc_info=True)
+            # Debug level: any client can cause this, and a warning per connection would let it flood the log.
+            self._logger.debug("websocket connection failed", exc_info=True)
         finally:
             await trio.aclose_forcefully(stream)
 
@@ -326,7 +334,10 @@ def _peer(stream: trio.abc.Stream) -> str:
     """``host:port`` of the client (``:0`` when the transport does not say)."""
     transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
     if isinstance(transport, trio.SocketStream):
-        address = transport.socket.getpeername()
+        try:
+            address = transport.socket.getpeername()
+        except OSError:  # the client reset the connection already
+            return ":0"
         return f"{address[0]}:{address[1]}"
     return ":0"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from typing import Any, final
 
+import h11
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -36,6 +37,10 @@ TEXT, BINARY = 0x1, 0x2  # frame opcodes
 READ_SIZE = 65536  # bytes asked of the socket per read
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to send a complete upgrade request (slow-loris bound)
 HARD_MAX_MESSAGE = 16 * 1024 * 1024  # the cap when a path sets none (maxMessageSize = 0)
+
+
+class BadHandshake(Exception):
+    """The upgrade could not be sent, or the server's answer is not a valid websocket handshake."""
 
 
 class HandshakeRejected(Exception):
@@ -68,14 +73,35 @@ async def handshake(stream: trio.abc.Stream) -> tuple[WSConnection, Request] | N
             seen = (seen + data)[:READ_SIZE]  # the request head, to tell a plain request from a bad upgrade
             try:
                 ws.receive_data(data)
-            except RemoteProtocolError:
-                upgrade = b"\nupgrade:" in seen.lower()
-                await _plain_reply(stream, 400 if upgrade else 404)
+                # Lazily: anything after the request stays buffered in wsproto for the first receive().
+                for event in ws.events():
+                    if isinstance(event, Request):
+                        return ws, event
+            except (RemoteProtocolError, UnicodeError) as exc:
+                if b"\nupgrade:" not in seen.lower():
+                    await _plain_reply(stream, 404)  # not a websocket request at all
+                else:
+                    await _reject_bad_upgrade(stream, ws, exc)
                 return None
-            for event in ws.events():
-                if isinstance(event, Request):
-                    return ws, event
     return None
+
+
+async def _reject_bad_upgrade(stream: trio.abc.Stream, ws: WSConnection, exc: Exception) -> None:
+    # wsproto suggests the answer (400, or 426 with the versions it speaks); anything else gets a plain 400.
+    hint = getattr(exc, "event_hint", None)
+    if isinstance(hint, RejectConnection):
+        try:
+            headers = [*hint.headers, (b"content-length", b"0"), (b"connection", b"close")]
+            reply = ws.send(RejectConnection(status_code=hint.status_code, headers=headers))
+        except Exception:  # noqa: BLE001 - the connection's state does not allow it: fall back below
+            pass
+        else:
+            try:
+                await stream.send_all(reply)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            return
+    await _plain_reply(stream, 400)
 
 
 async def reject(stream: trio.abc.Stream, ws: WSConnection, status: int) -> None:
@@ -105,17 +131,27 @@ async def client_handshake(
       trio.BrokenResourceError: the transport failed (a TLS alert is its ``__cause__``).
     """
     ws = WSConnection(ConnectionType.CLIENT)
-    await stream.send_all(ws.send(Request(host=host, target=target, extra_headers=headers)))
+    try:
+        request = ws.send(Request(host=host, target=target, extra_headers=headers))
+    except (LocalProtocolError, h11.ProtocolError, UnicodeError) as exc:
+        raise BadHandshake(f"cannot send the websocket upgrade request: {exc}") from None
+    await stream.send_all(request)
     while True:
         data = bytes(await stream.receive_some(READ_SIZE))
         if not data:
             return None
-        ws.receive_data(data)
-        for event in ws.events():
-            if isinstance(event, AcceptConnection):
-                return Wire(stream, ws, max_message, client=True)
-            if isinstance(event, RejectConnection):
-                raise HandshakeRejected(event.status_code)
+        try:
+            ws.receive_data(data)
+            # Lazily: frames that came with the 101 stay buffered in wsproto for the first receive().
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    wire = Wire(stream, ws, max_message, client=True)
+                    wire.accepted = True
+                    return wire
+                if isinstance(event, RejectConnection):
+                    raise HandshakeRejected(event.status_code)
+        except (RemoteProtocolError, h11.ProtocolError, UnicodeError) as exc:
+            raise BadHandshake(f"bad websocket handshake answer: {exc}") from None
 
 
 @final
@@ -141,10 +177,17 @@ class Wire:
         self._parts: list[bytes | str] = []  # the fragments of the message being received
         self._size = 0
         self._broken = False  # a write was cut short: the stream may hold half a frame
+        self.accepted = False  # the upgrade completed (101 sent or received): frames may flow
+
+    @property
+    def broken(self) -> bool:
+        """A write was cut short: the connection cannot carry another frame and must be dropped."""
+        return self._broken
 
     async def accept(self) -> None:
         """Complete the upgrade (HTTP 101)."""
         await self._send(self._ws.send(AcceptConnection()))
+        self.accepted = True
 
     async def receive(self) -> tuple[list[bytes | str], CloseConnection | None]:
         """The messages completed by the next socket read(s), and the peer's close (None while it is there;
@@ -173,7 +216,10 @@ class Wire:
                 elif isinstance(event, CloseConnection):
                     left = event
                     if ws.state is ConnectionState.REMOTE_CLOSING:
-                        replies.append(event.response())
+                        replies.append(event.response())  # the peer closed: answer its close
+                    elif ws.state is ConnectionState.OPEN:
+                        # wsproto could not parse what came (1002) or it was not UTF-8 (1007): we close.
+                        replies.append(CloseConnection(code=event.code, reason=event.reason))
             if replies:
                 await self._send_events(replies)
             if not data and left is None:
@@ -187,10 +233,8 @@ class Wire:
         chunk: bytes | str = event.data
         if isinstance(chunk, bytearray):
             chunk = bytes(chunk)
-        # A str's UTF-8 size is at most 4 bytes per character: encode only when that bound passes the cap.
-        size = len(chunk)
-        if isinstance(chunk, str) and (self._size + size * 4) > self._max:
-            size = len(chunk.encode())
+        # The cap is in bytes: a str counts its UTF-8 size (encoded only when it is not plain ASCII).
+        size = len(chunk) if isinstance(chunk, bytes) or chunk.isascii() else len(chunk.encode())
         self._size += size
         if self._size > self._max:
             raise MessageTooBig(done, self._max)
@@ -246,7 +290,9 @@ class Wire:
 
     async def close_handshake(self, code: int) -> None:
         """Send a close frame and read until the peer's answers it or the connection ends (the caller bounds
-        the wait); what else arrives meanwhile is dropped."""
+        the wait); what else arrives meanwhile is dropped. Nothing to do on a broken connection."""
+        if self._broken or not self.accepted:
+            return
         await self.close(code)
         while self._ws.state is not ConnectionState.CLOSED:
             data = bytes(await self._stream.receive_some(READ_SIZE))
@@ -261,7 +307,7 @@ class Wire:
 
     async def close(self, code: int) -> None:
         """Send a close frame with ``code`` (when the connection is still open and no write was cut short)."""
-        if self._ws.state is ConnectionState.OPEN and not self._broken:
+        if self._ws.state is ConnectionState.OPEN and self.accepted and not self._broken:
             await self._send_events([CloseConnection(code=code)])
 
     async def _send_events(self, events: list[Event]) -> None:

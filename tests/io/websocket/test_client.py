@@ -459,3 +459,80 @@ async def test_wss_client_certificate_rejected_by_the_server_fails_fast(certs: C
                 " (TLS: the server may have rejected the client certificate)"
             )
             await peer.stop()
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "websocket handshake timed out after 0.5s"),  # no HTTP answer ever ends
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "bad websocket handshake answer"),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: wrong\r\n\r\n",
+            "bad websocket handshake answer",
+        ),
+        (
+            b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: \xff\r\n\r\n",
+            "bad websocket handshake answer",
+        ),
+    ],
+)
+async def test_a_server_answering_nonsense_is_a_retried_failure(answer: bytes, reason: str) -> None:
+    """Whatever a remote server answers to the upgrade, the client reports it and retries; the engine's
+    supervisor nursery (where the client runs) never sees an exception."""
+
+    dials = 0
+    redialled = trio.Event()
+
+    async def nonsense(stream: trio.SocketStream) -> None:
+        nonlocal dials
+        dials += 1
+        if dials >= 2:
+            redialled.set()
+        await stream.receive_some(65536)
+        await stream.send_all(answer)
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with engine_services() as (services, nursery):
+            listeners = await nursery.start(functools.partial(trio.serve_tcp, nonsense, 0, host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            conf = WsConf(
+                addr=f"127.0.0.1:{port}",
+                connect_timeout=0.5,
+                reconnect_min_delay=0.01,
+                reconnect_max_delay=0.02,
+            )
+            async with source_sub(services.ws_clients, conf, "/r") as (client, _, metrics):
+                await client.wait_status(DISCONNECTED)
+                assert metrics.last_disconnected_message.startswith(reason)
+                await redialled.wait()  # and it keeps trying
+            nursery.cancel_scope.cancel()
+
+
+async def test_frames_that_come_with_the_101_are_not_lost() -> None:
+    """A server may push its first messages in the same TCP segment as its handshake answer."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request, TextMessage
+
+    async def eager(stream: trio.SocketStream) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        while True:
+            ws.receive_data(await stream.receive_some(65536))
+            if any(isinstance(event, Request) for event in ws.events()):
+                break
+        answer = ws.send(AcceptConnection())
+        answer += b"".join(ws.send(TextMessage(data=f'{{"n": {i}}}')) for i in range(5))
+        await stream.send_all(answer)  # one write: the 101 and five frames
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with engine_services() as (services, nursery):
+            listeners = await nursery.start(functools.partial(trio.serve_tcp, eager, 0, host="127.0.0.1"))
+            conf = WsConf(addr=f"127.0.0.1:{listeners[0].socket.getsockname()[1]}")
+            async with source_sub(services.ws_clients, conf, "/r") as (_, recv, _):
+                got: list[Any] = []
+                while len(got) < 5:
+                    got.extend(await rows(recv))
+                assert got == [{"n": i} for i in range(5)]
+            nursery.cancel_scope.cancel()

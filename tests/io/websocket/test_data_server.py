@@ -576,3 +576,20 @@ async def test_hostile_frames_cost_their_connection_only(services: Services, gar
                 await stream.send_all(ws.send(TextMessage(data='{"ok": 1}')))
                 assert rows(await recv.receive()) == [{"ok": 1}]
             assert hub.running
+
+
+async def test_upgrades_with_bad_headers_get_400_and_encoded_paths_are_decoded(services: Services) -> None:
+    hub = services.data_server
+    with trio.fail_after(10):
+        async with rule_on(hub, "/a b"):
+            assert await handshake_status(hub.port, "/a%20b") == 101  # DATASOURCE "/a b", percent-encoded
+            bad_version = ((b"sec-websocket-version", b"8"),)
+            assert await handshake_status(hub.port, "/a%20b", bad_version) in (400, 426)
+            async with await trio.open_tcp_stream("127.0.0.1", hub.port) as stream:
+                await stream.send_all(
+                    b"GET /a%20b HTTP/1.1\r\nHost: \xff\r\nUpgrade: websocket\r\nConnection: \xff\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                )
+                reply = await stream.receive_some(65536)
+            assert reply.startswith(b"HTTP/1.1 400 ")
+            assert hub.running
