@@ -193,8 +193,8 @@ def scenario_p1(p: Params) -> Result:
         oort,
         baseline=base,
         baseline_name="raw hypercorn ASGI receive + json.loads",
-        target=">= 0.9x baseline",
-        met=ratio >= 0.9,
+        target=">= 1.5x baseline (issue 11)",
+        met=ratio >= 1.5,
         extra={"daemon_rss_mb_after": round(rss / 1024, 1)},
     )
     res["extra"]["node_red"] = node_red
@@ -268,8 +268,8 @@ def scenario_p2(p: Params) -> Result:
         oort,
         baseline=base,
         baseline_name="raw trio-websocket receive + json.loads",
-        target=">= 0.9x baseline",
-        met=ratio >= 0.9,
+        target=">= 1.2x baseline (issue 11)",
+        met=ratio >= 1.2,
     )
 
 
