@@ -18,7 +18,7 @@ import trio
 from benchmarks.replay_bench import RULE, Digest
 from runtime.clock import Clock
 from runtime.config import RuleOptions
-from runtime.io.contract import SinkSpec, SourceSpec
+from runtime.io.contract import SourceSpec
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.metrics import RuleMetrics
@@ -30,6 +30,7 @@ from runtime.rule.loop import RuleEnv
 from runtime.rule.pipeline import run_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
+from runtime.tools.replay import CollectorSink
 
 BATCH = 1_000
 DDL = {
@@ -62,29 +63,11 @@ class _BatchSource:
             await send.send(batch)
 
 
-class _DigestSink:
-    def __init__(self, spec: SinkSpec, digest: Digest) -> None:
-        self._digest = digest
-
-    async def open(self) -> None:
-        await trio.lowlevel.checkpoint()
-
-    def write_nowait(self, data: Row | list[Row]) -> None:
-        self._digest(data if isinstance(data, list) else [data])
-
-    async def write(self, data: Row | list[Row]) -> None:
-        await trio.lowlevel.checkpoint()
-        self.write_nowait(data)
-
-    async def aclose(self) -> None:
-        await trio.lowlevel.checkpoint()
-
-
 def run_engine(workload: str, source: Callable[[], Iterator[dict[str, Any]]]) -> tuple[float, Digest]:
     digest = Digest()
     registry = Registry()
     registry.register_source("bench", lambda spec: _BatchSource(spec, source))
-    registry.register_sink("digest", lambda spec: _DigestSink(spec, digest))
+    registry.register_sink("digest", lambda spec: CollectorSink(spec, digest))  # written inline, as nop is
     with tempfile.TemporaryDirectory(prefix="oort-engine-bench-") as tmp:
         catalog = Catalog(Path(tmp) / "data")
         stmt = parse_ddl(DDL[workload])

@@ -589,41 +589,66 @@ def scenario_p7(p: Params) -> Result:
     )
 
 
-# --- replay: the test-a-rule feature, in process --------------------------------------------------------------
+# --- replay and the rule runtime alone, in process --------------------------------------------------------------
 
 
-def _scenario_replay(workload: str, p: Params) -> Result:
+ENGINE_TARGETS = {"W1": 1_500_000, "W2": 350_000}  # issue 11: goal 4 (stateless) and goal 5 (windows)
+REPLAY_TARGET = 500_000  # issue 11: goal 6, both workloads
+
+
+def _scenario_in_process(
+    sid: str,
+    title: str,
+    workload: str,
+    run: Callable[[str, Callable[[], Any]], tuple[float, replay_bench.Digest]],
+    target: int,
+    p: Params,
+) -> Result:
+    """Alternate ``run`` (Oort) with the hand-written loop on the same recording; their emission digests must
+    be equal on every run before its time counts."""
     source = replay_bench.events(p.replay_events)
     oort, base = [], []
     emissions = 0
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     for i in range(p.runs):
-        seconds, got = replay_bench.run_oort(workload, source)
+        seconds, got = run(workload, source)
         loop_seconds, expected = replay_bench.run_loop(workload, source)
         if got.value != expected.value:
-            raise RuntimeError(f"replay {workload}: Oort's emissions differ from the loop's")
+            raise RuntimeError(f"{sid}: Oort's emissions differ from the loop's")
         emissions = got.count
         oort.append(p.replay_events / seconds)
         base.append(p.replay_events / loop_seconds)
-        log(f"  run {i + 1}: replay {oort[-1]:,.0f} events/s, hand-written loop {base[-1]:,.0f} events/s")
+        log(f"  run {i + 1}: oort {oort[-1]:,.0f} events/s, hand-written loop {base[-1]:,.0f} events/s")
+    peak_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
     return result(
-        f"R{workload}",
-        f"Replay {workload}: `{replay_bench.RULE[workload]['sql']}` over {p.replay_events:,} recorded events "
-        f"({replay_bench.PER_TS:,} per timestamp), read as a stream (in process)",
+        sid,
+        title,
         "events/s",
         oort,
         baseline=base,
         baseline_name="hand-written Python loop, same events and emissions",
-        target=">= 500,000 events/s",
-        met=min(oort) >= 500_000 if oort else None,
-        extra={
-            "emissions": emissions,
-            "peak_rss_growth_mb": round(
-                (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024, 1
-            ),
-        },
+        target=f">= {target:,} events/s (issue 11)",
+        met=min(oort) >= target if oort else None,
+        extra={"emissions": emissions, "peak_rss_growth_mb": round(peak_growth, 1)},
         notes=["emissions equal to the loop's (a digest of each) on every run; the digest costs both alike"],
     )
+
+
+def _scenario_replay(workload: str, p: Params) -> Result:
+    title = (
+        f"Replay {workload}: `{replay_bench.RULE[workload]['sql']}` over {p.replay_events:,} recorded events "
+        f"({replay_bench.PER_TS:,} per timestamp), read as a stream (in process)"
+    )
+    return _scenario_in_process(f"R{workload}", title, workload, replay_bench.run_oort, REPLAY_TARGET, p)
+
+
+def _scenario_engine(workload: str, p: Params) -> Result:
+    title = (
+        f"Engine {workload}: `{replay_bench.RULE[workload]['sql']}` over {p.replay_events:,} events in "
+        f"{engine_bench.BATCH:,}-event batches from a memory-like source (in process, no wire)"
+    )
+    target = ENGINE_TARGETS[workload]
+    return _scenario_in_process(f"E{workload}", title, workload, engine_bench.run_engine, target, p)
 
 
 def scenario_rw1(p: Params) -> Result:
@@ -632,40 +657,6 @@ def scenario_rw1(p: Params) -> Result:
 
 def scenario_rw2(p: Params) -> Result:
     return _scenario_replay("W2", p)
-
-
-# --- the rule runtime alone, in process --------------------------------------------------------------------------
-
-ENGINE_TARGETS = {"W1": 1_500_000, "W2": 350_000}  # issue 11: goal 4 (stateless) and goal 5 (windows)
-
-
-def _scenario_engine(workload: str, p: Params) -> Result:
-    source = replay_bench.events(p.replay_events)
-    oort, base = [], []
-    emissions = 0
-    for i in range(p.runs):
-        seconds, got = engine_bench.run_engine(workload, source)
-        loop_seconds, expected = replay_bench.run_loop(workload, source)
-        if got.value != expected.value:
-            raise RuntimeError(f"engine {workload}: Oort's emissions differ from the loop's")
-        emissions = got.count
-        oort.append(p.replay_events / seconds)
-        base.append(p.replay_events / loop_seconds)
-        log(f"  run {i + 1}: engine {oort[-1]:,.0f} events/s, hand-written loop {base[-1]:,.0f} events/s")
-    target = ENGINE_TARGETS[workload]
-    return result(
-        f"E{workload}",
-        f"Engine {workload}: `{replay_bench.RULE[workload]['sql']}` over {p.replay_events:,} events in "
-        f"{engine_bench.BATCH:,}-event batches from a memory-like source (in process, no wire)",
-        "events/s",
-        oort,
-        baseline=base,
-        baseline_name="hand-written Python loop, same events and emissions",
-        target=f">= {target:,} events/s (issue 11)",
-        met=min(oort) >= target if oort else None,
-        extra={"emissions": emissions},
-        notes=["emissions equal to the loop's (a digest of each) on every run; the digest costs both alike"],
-    )
 
 
 def scenario_ew1(p: Params) -> Result:

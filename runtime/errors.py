@@ -169,3 +169,38 @@ class ConfigProblem(ValueError):
 class ConnectAttemptFailed(Exception):
     """One attempt of a connector to connect failed for a reason it detected itself (a timeout, a missing pong);
     the message is the reason. Such attempts are retried, never raised to the rule."""
+
+
+class BadHandshake(Exception):
+    """The websocket upgrade could not be sent, or the server's answer is not a valid websocket handshake."""
+
+
+class HandshakeRejected(Exception):
+    """The server answered the websocket upgrade request with an HTTP status instead of 101."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"websocket handshake rejected with HTTP {status}")
+        self.status = status
+
+
+class PeerClosed(Exception):
+    """The websocket peer closed the connection (its close frame, or code 1006 when the connection just ended).
+
+    The message is what the connection metrics show: ``connection closed by peer (code N[: reason])``.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        text = f": {reason}" if reason else ""
+        super().__init__(f"connection closed by peer (code {code}{text})")
+        self.code = code
+        self.reason = reason
+
+
+class MessageTooBig(Exception):
+    """A websocket message grew past its size cap; ``before`` holds the messages completed earlier in the same
+    read (they are still delivered)."""
+
+    def __init__(self, before: list[bytes | str], limit: int) -> None:
+        super().__init__(f"a message was larger than maxMessageSize {limit}: closed with 1009")
+        self.before = before
+        self.limit = limit

@@ -46,7 +46,7 @@ from runtime.io.file_source import FileSource
 from runtime.io.registry import Registry
 from runtime.io.services import Services
 from runtime.metrics import RuleMetrics
-from runtime.model import Batch, Event, Outbox, Row
+from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 from runtime.plan.catalog import Catalog
 from runtime.plan.planner import plan_rule, source_type
 from runtime.plan.ruledef import parse_rule
@@ -200,7 +200,11 @@ class MockSource:
         self, send: Outbox, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started()
-        feed, reader, check, clock = self._feed, self._reader, self._check, self._clock
+        feed, reader, clock = self._feed, self._reader, self._clock
+        # Without strict validation a row needs no check: build the Event directly (no call per row more).
+        make: Callable[[Row, int, Row], Event | ErrorItem] = (
+            Event if self._check is None else functools.partial(checked_event, self._check)
+        )
         while True:
             run = await feed.take(reader)
             if run is None:
@@ -208,26 +212,14 @@ class MockSource:
             ts, events = run
             await trio.sleep_until(clock.to_trio(ts))
             shared = self._meta
-            batch: Batch
-            if check is None:
-                batch = [
-                    Event(
-                        from_notation(event["data"]),
-                        ts,
-                        {**MOCK_META, **event["meta"]} if event.get("meta") else shared,
-                    )
-                    for event in events
-                ]
-            else:
-                batch = [
-                    checked_event(
-                        check,
-                        from_notation(event["data"]),
-                        ts,
-                        {**MOCK_META, **event["meta"]} if event.get("meta") else shared,
-                    )
-                    for event in events
-                ]
+            batch: Batch = [
+                make(
+                    from_notation(event["data"]),
+                    ts,
+                    {**MOCK_META, **event["meta"]} if event.get("meta") else shared,
+                )
+                for event in events
+            ]
             await send.send(batch)
             feed.done()
 

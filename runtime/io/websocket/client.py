@@ -16,13 +16,20 @@ from typing import Any, final
 
 import attrs
 import trio
-from wsproto.events import CloseConnection
 
 from runtime.clock import Clock
-from runtime.errors import ConnectAttemptFailed, SinkError, leaves
+from runtime.errors import (
+    BadHandshake,
+    ConnectAttemptFailed,
+    HandshakeRejected,
+    MessageTooBig,
+    PeerClosed,
+    SinkError,
+    leaves,
+)
 from runtime.formats.decode import DecodeError, Decoder
 from runtime.io.websocket.tls import Transport, WsTarget, dial
-from runtime.io.websocket.wire import BadHandshake, HandshakeRejected, MessageTooBig, Wire, client_handshake
+from runtime.io.websocket.wire import Wire, client_handshake
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
@@ -40,16 +47,8 @@ CONNECTING, CONNECTED, DISCONNECTED = (
 )  # ConnectionMetrics.status values (eKuiper's connection status)
 
 
-class _PeerClosed(Exception):
-    """The server closed the websocket (its close frame, or code 1006 when the connection just ended)."""
-
-    def __init__(self, close: CloseConnection) -> None:
-        super().__init__(close.reason or f"code {close.code}")
-        self.close = close
-
-
 # What one attempt may fail with, all retried: refused/unreachable (OSError), TLS (ssl errors, usually as the
-# cause of BrokenResourceError), handshake rejected (HandshakeRejected), the peer closing (_PeerClosed), a
+# cause of BrokenResourceError), handshake rejected (HandshakeRejected, BadHandshake), the peer closing (PeerClosed), a
 # message over the size cap (MessageTooBig) and our own timeouts (ConnectAttemptFailed).
 _RETRYABLE = (
     OSError,
@@ -59,7 +58,7 @@ _RETRYABLE = (
     trio.TooSlowError,
     HandshakeRejected,
     BadHandshake,
-    _PeerClosed,
+    PeerClosed,
     MessageTooBig,
     ConnectAttemptFailed,
 )
@@ -67,13 +66,8 @@ _RETRYABLE = (
 
 def describe_failure(exc: BaseException) -> str:
     """A one-line reason for a failed attempt, fit for ``last_disconnected_message`` (never the query)."""
-    if isinstance(exc, HandshakeRejected | BadHandshake):
+    if isinstance(exc, HandshakeRejected | BadHandshake | PeerClosed | MessageTooBig):
         return str(exc)
-    if isinstance(exc, _PeerClosed):
-        text = f": {exc.close.reason}" if exc.close.reason else ""
-        return f"connection closed by peer (code {exc.close.code}{text})"
-    if isinstance(exc, MessageTooBig):
-        return f"a message was larger than maxMessageSize {exc.limit}: closed with 1009"
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake failed: {exc}"
     if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError) and exc.__cause__ is not None:
@@ -325,7 +319,7 @@ class WsClient:
             finally:
                 self._delivering = False
             if close is not None:
-                raise _PeerClosed(close)
+                raise PeerClosed(close.code, close.reason or "")
 
     def _decode(self, group: _StreamGroup, payloads: list[str | bytes]) -> Batch:
         ts = self._clock.now_ms()

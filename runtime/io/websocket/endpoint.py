@@ -21,10 +21,10 @@ import attrs
 import trio
 
 from runtime.clock import Clock
-from runtime.errors import DecodeError
+from runtime.errors import DecodeError, MessageTooBig
 from runtime.formats.decode import Decoder
 from runtime.io.websocket.conf import WsConf
-from runtime.io.websocket.wire import Frame, MessageTooBig, Wire
+from runtime.io.websocket.wire import Frame, Wire
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 

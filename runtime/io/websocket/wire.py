@@ -11,7 +11,7 @@ get a 404.
 from __future__ import annotations
 
 import struct
-from typing import Any, final
+from typing import Any, cast, final
 
 import h11
 import trio
@@ -31,33 +31,14 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from runtime.errors import BadHandshake, HandshakeRejected, MessageTooBig
+
 Frame = tuple[bool, bytes | str]  # (is_text, payload) of one outgoing websocket message (text: UTF-8 bytes)
 TEXT, BINARY = 0x1, 0x2  # frame opcodes
 
 READ_SIZE = 65536  # bytes asked of the socket per read
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to send a complete upgrade request (slow-loris bound)
 HARD_MAX_MESSAGE = 16 * 1024 * 1024  # the cap when a path sets none (maxMessageSize = 0)
-
-
-class BadHandshake(Exception):
-    """The upgrade could not be sent, or the server's answer is not a valid websocket handshake."""
-
-
-class HandshakeRejected(Exception):
-    """The server answered the upgrade request with an HTTP status instead of 101."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"websocket handshake rejected with HTTP {status}")
-        self.status = status
-
-
-class MessageTooBig(Exception):
-    """A message grew past the cap; ``before`` holds the messages completed earlier in the same read."""
-
-    def __init__(self, before: list[bytes | str], limit: int) -> None:
-        super().__init__("message too big")
-        self.before = before
-        self.limit = limit
 
 
 async def handshake(stream: trio.abc.Stream) -> tuple[WSConnection, Request] | None:
@@ -145,9 +126,7 @@ async def client_handshake(
             # Lazily: frames that came with the 101 stay buffered in wsproto for the first receive().
             for event in ws.events():
                 if isinstance(event, AcceptConnection):
-                    wire = Wire(stream, ws, max_message, client=True)
-                    wire.accepted = True
-                    return wire
+                    return Wire(stream, ws, max_message, client=True)
                 if isinstance(event, RejectConnection):
                     raise HandshakeRejected(event.status_code)
         except (RemoteProtocolError, h11.ProtocolError, UnicodeError) as exc:
@@ -177,7 +156,8 @@ class Wire:
         self._parts: list[bytes | str] = []  # the fragments of the message being received
         self._size = 0
         self._broken = False  # a write was cut short: the stream may hold half a frame
-        self.accepted = False  # the upgrade completed (101 sent or received): frames may flow
+        # The upgrade completed (a client's Wire exists only once the 101 came; a server's after ``accept``).
+        self.accepted = client
 
     @property
     def broken(self) -> bool:
@@ -243,10 +223,11 @@ class Wire:
         else:
             self._parts.append(chunk)
             if event.message_finished:
+                # A message's fragments are all str (text) or all bytes (binary).
                 joined: bytes | str = (
-                    "".join(p for p in self._parts if isinstance(p, str))
+                    "".join(cast(list[str], self._parts))
                     if isinstance(event, TextMessage)
-                    else b"".join(p for p in self._parts if isinstance(p, bytes))
+                    else b"".join(cast(list[bytes], self._parts))
                 )
                 done.append(joined)
                 self._parts = []
@@ -262,11 +243,7 @@ class Wire:
         if self._ws.state is not ConnectionState.OPEN:
             return
         if self._client:
-            try:
-                data = b"".join(self._ws.send(_message(frame)) for _, frame in frames)
-            except LocalProtocolError:
-                return  # closing meanwhile
-            await self._send(data)
+            await self._send_events([_message(frame) for _, frame in frames])  # wsproto masks them
             return
         parts: list[bytes] = []
         for is_text, frame in frames:
