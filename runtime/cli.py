@@ -8,6 +8,7 @@ joins the words after the program name with single spaces and sends the text as 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import urllib.error
@@ -15,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from runtime.errors import CliFailure, CliUsageError
 
@@ -24,7 +25,7 @@ DEFAULT_HOST: Final = "http://127.0.0.1:9081"
 TIMEOUT: Final = 60.0
 
 USAGE: Final = """\
-usage: oort [--host URL] COMMAND ...
+usage: oort [--host URL] [--data DIR] COMMAND ...
 
   serve [--etc DIR] [--data DIR]                    run the daemon (defaults: ./etc, ./data)
   create stream NAME '<fields> WITH (...)'          create stream -f FILE
@@ -45,24 +46,32 @@ usage: oort [--host URL] COMMAND ...
 
 --json prints machine-readable JSON instead of tables (show rules).
 
---host defaults to http://127.0.0.1:9081 (the daemon's REST API).
+--host defaults to http://127.0.0.1:9081 (the daemon's REST API). The API token is taken from OORT_TOKEN,
+else (for a daemon on this machine) from DIR/auth/token, DIR being --data (default ./data).
 """
 
 
 class _Client:
     """Blocking REST calls to one daemon (stdlib only; the CLI needs no event loop)."""
 
-    def __init__(self, host: str, *, as_json: bool = False) -> None:
+    def __init__(self, host: str, *, as_json: bool = False, token: str | None = None) -> None:
         self.host = host.rstrip("/")
         self.as_json = as_json  # --json: machine-readable output instead of tables
         # The daemon is usually on loopback: an http_proxy from the environment must not capture the calls.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._token = token
 
-    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> bytes:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode("utf-8"))
+    def _request(self, method: str, path: str, data: bytes | None) -> urllib.request.Request:
         request = urllib.request.Request(self.host + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        return request
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> bytes:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode("utf-8"))
+        request = self._request(method, path, data)
         try:
             with self._opener.open(request, timeout=TIMEOUT) as reply:
                 result: bytes = reply.read()
@@ -76,10 +85,7 @@ class _Client:
 
     def stream(self, method: str, path: str, body: Any) -> Iterator[str]:
         """The lines of a streamed reply as they arrive (closing the iterator closes the connection)."""
-        request = urllib.request.Request(
-            self.host + path, data=json.dumps(body).encode("utf-8"), method=method
-        )
-        request.add_header("Content-Type", "application/json")
+        request = self._request(method, path, json.dumps(body).encode("utf-8"))
         try:
             with self._opener.open(request) as reply:
                 for raw in reply:
@@ -336,27 +342,45 @@ def _replay(args: list[str]) -> int:
     return 0
 
 
-def _split_host(args: list[str]) -> tuple[str, list[str]]:
-    host = DEFAULT_HOST
-    while args and args[0].startswith("--host"):
+def _global_options(args: list[str]) -> tuple[str, str, list[str]]:
+    """``--host URL`` and ``--data DIR`` before the command: the daemon's URL, its data dir, the rest."""
+    options = {"--host": DEFAULT_HOST, "--data": "data"}
+    while args and args[0].partition("=")[0] in options:
         flag, _, value = args[0].partition("=")
-        if flag != "--host":
-            break
         if not value:
             if len(args) < 2:
-                raise CliUsageError("--host needs a URL")
+                raise CliUsageError(f"{flag} needs {'a URL' if flag == '--host' else 'a directory'}")
             value, args = args[1], args[1:]
-        host, args = value, args[1:]
+        options[flag], args = value, args[1:]
+    host = options["--host"]
     if "://" not in host:
         host = "http://" + host
-    return host, args
+    return host, options["--data"], args
+
+
+def _token(host: str, data_dir: str) -> str | None:
+    """The API token to send: ``OORT_TOKEN``, else the local daemon's token file.
+
+    The file is only read for a daemon on this machine: its token must not be sent to another server.
+    """
+    from runtime.api.tokens import TOKEN_ENV, TOKEN_FILE, is_loopback, read_token
+
+    given = os.environ.get(TOKEN_ENV, "").strip()
+    if given:
+        return given
+    if not is_loopback(urlsplit(host).hostname or ""):
+        return None
+    try:
+        return read_token(Path(data_dir) / TOKEN_FILE)
+    except OSError as exc:
+        raise CliFailure(f"cannot read the API token: {exc}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``oort`` command. Returns the exit code: 0 ok, 1 failed (message on stderr), 2 bad usage."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        host, args = _split_host(args)
+        host, data_dir, args = _global_options(args)
         if not args or args[0] in ("-h", "--help", "help"):
             print(USAGE, end="", file=sys.stdout if args else sys.stderr)
             return 0 if args else 2
@@ -366,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(args[1:])
         as_json = "--json" in args
         args = [a for a in args if a != "--json"]
-        client = _Client(host, as_json=as_json)
+        client = _Client(host, as_json=as_json, token=_token(host, data_dir))
         commands = {
             "create": _create,
             "show": _show,

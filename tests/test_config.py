@@ -56,7 +56,9 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     config = load_config(tmp_path)
     assert config == Config()
     assert config.basic == BasicConf(rest_ip="127.0.0.1", rest_port=9081, log_level="info", timezone="UTC")
-    assert config.source == SourceConf(http_server_ip="0.0.0.0", http_server_port=10081, http_server_tls=None)
+    assert config.source == SourceConf(
+        http_server_ip="127.0.0.1", http_server_port=10081, http_server_tls=None
+    )
     assert config.rule.buffer_length == 1024
     assert config.rule.late_tolerance == 1000
     assert config.rule.checkpoint_interval == 300000

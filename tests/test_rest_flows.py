@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.api.harness import JSON_TYPE
 from tests.daemon_process import start_daemon, wait_for, write_etc
 
 # Slow (a daemon process or generated load): `pytest -m "not slow"` leaves it out of the quick loop.
@@ -67,7 +68,7 @@ async def test_ekuiper_rest_flow(tmp_path: Path) -> None:
                     "error": 1000,
                     "message": "rule r1 already exists",
                 }
-                r = await http.post("/rules", content=b"{bad json")
+                r = await http.post("/rules", content=b"{bad json", headers=JSON_TYPE)
                 assert r.status_code == 400 and r.json()["message"].startswith("invalid rule json")
                 await http.post("/memory/demo", json=ROWS)
 

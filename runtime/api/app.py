@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any, Final, final
 from urllib.parse import parse_qs
 
@@ -16,6 +16,7 @@ import attrs
 import orjson
 import trio
 
+from runtime.api.auth import Guard, is_json_type
 from runtime.errors import HttpError as HttpError
 
 LOGGER = logging.getLogger("oort.api")
@@ -25,15 +26,8 @@ MAX_BODY_BYTES: Final = 16 * 1024 * 1024
 TEXT: Final = "text/plain; charset=utf-8"
 JSON: Final = "application/json"
 
-# gorilla/handlers.CORS as eKuiper configures it: any origin, these methods and headers.
-_CORS_HEADERS: Final = (
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"POST, GET, PUT, DELETE, HEAD"),
-    (
-        b"access-control-allow-headers",
-        b"Accept, Accept-Language, Content-Type, Content-Language, Origin, Authorization",
-    ),
-)
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+Headers = list[tuple[bytes, bytes]]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -66,6 +60,7 @@ class Response:
     content_type: str = TEXT
     # A streamed body (chunked): sent piece by piece until the iterator ends or the client disconnects.
     stream: Callable[[], AsyncIterator[bytes]] | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def text(body: str, status: int = 200) -> Response:
@@ -151,16 +146,19 @@ class Router:
 
 @final
 class RestApp:
-    """The ASGI application: lifespan, CORS, body limits, routing and the error/500 safety net.
+    """The ASGI application: lifespan, the guard (browser defences, credentials), body limits, routing and the
+    error/500 safety net.
 
     Args:
       router: the route table (``routes.build_router``).
       max_body: largest request body accepted, in bytes (413 beyond).
+      guard: who may call (``runtime.api.auth``); by default no credentials, browser defences on.
     """
 
-    def __init__(self, router: Router, *, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, router: Router, *, max_body: int = MAX_BODY_BYTES, guard: Guard | None = None) -> None:
         self._router = router
         self._max_body = max_body
+        self._guard = guard or Guard()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -176,26 +174,50 @@ class RestApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
-        if method == "OPTIONS":  # CORS preflight: answered for every path, as gorilla/handlers does
-            await _respond(send, Response(200))
-            return
+        headers: dict[bytes, bytes] = {}
+        hosts = 0
+        for name, value in scope.get("headers", ()):
+            hosts += name == b"host"
+            headers.setdefault(name, value)
+        guard = self._guard
+        extra = guard.cors_headers(headers)
         try:
+            if hosts > 1:
+                raise HttpError(400, 1000, "more than one Host header")
+            guard.check_browser(headers, scope.get("scheme", "http"))
+            if (
+                method == "OPTIONS"
+            ):  # a CORS preflight the browser checks passed: no credentials in preflights
+                await _respond(send, Response(204), extra)
+                return
+            guard.check_credentials(path, headers)
             handler, params = self._router.match(method, path)
             body = await self._read_body(scope, receive)
             if body is None:
                 return  # the client went away before sending its body: nobody to answer
+            if body and method in _BODY_METHODS:
+                content_type = headers.get(b"content-type", b"").decode("latin-1")
+                if not is_json_type(content_type):
+                    raise HttpError(
+                        415,
+                        1001,
+                        f"request bodies must be JSON: send Content-Type: application/json "
+                        f"(got {content_type or 'none'!r})",
+                    )
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             response = await handler(Request(method, path, params, query, body))
         except HttpError as exc:
             response = error_body(exc.status, exc.code, exc.message)
+            if exc.status == 401:
+                response = attrs.evolve(response, headers=((b"www-authenticate", b"Bearer"),))
         except Exception as exc:
             # A handler bug must cost one request, never the server.
             LOGGER.exception("%s %s failed", method, path)
             response = error_body(500, 1000, f"internal error: {type(exc).__name__}: {exc}")
         if response.stream is not None:
-            await _stream(receive, send, response)
+            await _stream(receive, send, response, extra)
         else:
-            await _respond(send, response)
+            await _respond(send, response, extra)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         for name, value in scope.get("headers", ()):
@@ -213,20 +235,21 @@ class RestApp:
                 return bytes(body)
 
 
-async def _respond(send: Send, response: Response) -> None:
+async def _respond(send: Send, response: Response, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
     headers = [
         (b"content-type", response.content_type.encode("latin-1")),
         (b"content-length", str(len(response.body)).encode("latin-1")),
-        *_CORS_HEADERS,
+        *response.headers,
+        *extra,
     ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body, "more_body": False})
 
 
-async def _stream(receive: Receive, send: Send, response: Response) -> None:
+async def _stream(receive: Receive, send: Send, response: Response, extra: Headers) -> None:
     """Send a chunked body; a client disconnect cancels the producer (so it can release what it holds)."""
     assert response.stream is not None
-    headers = [(b"content-type", response.content_type.encode("latin-1")), *_CORS_HEADERS]
+    headers = [(b"content-type", response.content_type.encode("latin-1")), *response.headers, *extra]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     async with trio.open_nursery() as nursery:
 

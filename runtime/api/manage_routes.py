@@ -226,5 +226,4 @@ def add_manage_routes(router: Router, engine: Engine) -> None:
         )
     router.add("POST", "/metadata/sources/connection/{type}", m.connection)
     router.add("PATCH", "/configs", m.configs)
-    router.add("GET", "/stop", m.stop)
     router.add("POST", "/stop", m.stop)

@@ -139,7 +139,6 @@ DOCS: Final[dict[tuple[str, str], dict[str, Any]]] = {
         "test whether a conf group connects (for source types with a connection test)", body=_OBJECT
     ),
     ("PATCH", "/configs"): _doc("change the log level", (204, None), body=_OBJECT),
-    ("GET", "/stop"): _doc("shut the daemon down", errors=()),
     ("POST", "/stop"): _doc("shut the daemon down", errors=()),
     ("POST", "/query"): _doc(
         "run a SELECT as a temporary rule; emissions stream back as NDJSON lines",

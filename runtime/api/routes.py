@@ -17,6 +17,7 @@ import orjson
 
 from runtime.api import views as manage
 from runtime.api.app import HttpError, Request, Response, RestApp, Router, json_body, text
+from runtime.api.auth import Guard
 from runtime.api.manage_routes import add_manage_routes
 from runtime.api.openapi import openapi_document
 from runtime.engine import Engine
@@ -260,6 +261,6 @@ def build_router(engine: Engine) -> Router:
     return router
 
 
-def make_app(engine: Engine) -> RestApp:
-    """The ASGI app serving ``engine`` (what ``serve_api`` hands to hypercorn)."""
-    return RestApp(build_router(engine))
+def make_app(engine: Engine, guard: Guard | None = None) -> RestApp:
+    """The ASGI app serving ``engine`` (what ``serve_api`` hands to hypercorn), behind ``guard``."""
+    return RestApp(build_router(engine), guard=guard)

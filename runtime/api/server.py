@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import socket
 from typing import Final, cast
 from urllib.parse import urlsplit
@@ -13,7 +14,9 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 
+from runtime.api.auth import KEY_DIR, Guard
 from runtime.api.routes import make_app
+from runtime.api.tokens import is_loopback, local_token
 from runtime.engine import Engine
 from runtime.errors import ServerStartError, leaves
 
@@ -55,6 +58,29 @@ def _config(host: str, port: int) -> HypercornConfig:
     return config
 
 
+def make_guard(engine: Engine, host: str) -> Guard:
+    """The REST server's guard from ``[basic]``; makes the daemon's token file on first start.
+
+    Raises:
+      ServerStartError: ``host`` is reachable from other machines and authentication is off, or the token
+        cannot be read or made.
+    """
+    basic = engine.config.basic
+    if not basic.authentication and not is_loopback(host):
+        raise ServerStartError(
+            f"basic.restIp {host} is reachable from other machines: set basic.authentication = true "
+            "(or bind 127.0.0.1); see docs/security.md"
+        )
+    return Guard(
+        authentication=basic.authentication,
+        token=local_token(engine.data_dir, os.environ),
+        key_dir=engine.etc_dir / KEY_DIR,
+        allowed_origins=basic.allowed_origins,
+        allowed_hosts=basic.allowed_hosts,
+        open_metrics=basic.open_metrics,
+    )
+
+
 async def serve_api(
     engine: Engine,
     host: str,
@@ -74,16 +100,17 @@ async def serve_api(
       This function never returns unless cancelled.
 
     Raises:
-      ServerStartError: the address cannot be bound (``cannot bind HOST:PORT: <reason>``). Raised from
-        ``nursery.start`` as a plain exception, not inside an exception group.
+      ServerStartError: the address cannot be bound (``cannot bind HOST:PORT: <reason>``), or it is not a
+        loopback address and ``basic.authentication`` is off. Raised from ``nursery.start`` as a plain
+        exception, not inside an exception group.
 
     Cancellation: cancelling stops accepting at once; requests in flight are cut off after at most
     ``GRACEFUL_TIMEOUT`` seconds.
     """
     # RestApp speaks plain ASGI mappings rather than hypercorn's TypedDict unions; the protocol is the same.
-    app = cast(ASGIFramework, make_app(engine))
     config = _config(host, port)
     _preflight_bind(host, port)
+    app = cast(ASGIFramework, make_app(engine, make_guard(engine, host)))
     try:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(functools.partial(serve, app, config, mode="asgi"))

@@ -27,6 +27,7 @@ from runtime.config.schema import RestartStrategy as RestartStrategy
 from runtime.config.schema import RuleOptions as RuleOptions
 from runtime.config.schema import SourceConf as SourceConf
 from runtime.config.schema import TlsConf as TlsConf
+from runtime.config.schema import is_loopback as is_loopback
 
 VERSION = "0.1.0"
 """Oort's version (``runtime.__version__``, the REST ``/`` info and the OpenAPI document)."""

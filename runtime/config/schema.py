@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -50,6 +51,17 @@ Check = Callable[[Any], "str | None"]
 """A value check: the reason the value is wrong, or None when it is fine."""
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps a server reachable from this machine only."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
+
+
 def _between(low: float, high: float | None = None) -> Check:
     def check(value: Any) -> str | None:
         if value < low or (high is not None and value > high):
@@ -78,14 +90,34 @@ def _field(default: Any, check: Check | None = None, *, duration: bool = False) 
 _port = _between(0, 65535)
 
 
+def _origins(values: Any) -> str | None:
+    for origin in values:
+        scheme, sep, rest = origin.partition("://")
+        if origin == "*" or not sep or scheme not in ("http", "https") or not rest or "/" in rest.rstrip("/"):
+            return f"each origin must be scheme://host[:port] (no wildcard), got {origin!r}"
+    return None
+
+
+def _hosts(values: Any) -> str | None:
+    for host in values:
+        if not host or any(c in host for c in "/:@ "):
+            return f"each host must be a bare host name (or '*'), got {host!r}"
+    return None
+
+
 @attrs.frozen
 class BasicConf:
-    """``[basic]``: the REST API endpoint and process-wide settings."""
+    """``[basic]``: the REST API endpoint, who may call it, and process-wide settings."""
 
     rest_ip: str = "127.0.0.1"
     rest_port: int = _field(9081, _port)
     log_level: str = _field("info", _one_of(LOG_LEVELS))
     timezone: str = _field("UTC", _not_empty)
+    # Credentials on every REST route but / and /ping (runtime/api/auth.py); required off loopback.
+    authentication: bool = False
+    allowed_origins: tuple[str, ...] = _field((), _origins)
+    allowed_hosts: tuple[str, ...] = _field((), _hosts)
+    open_metrics: bool = False
 
 
 @attrs.frozen
@@ -101,7 +133,8 @@ class TlsConf:
 class SourceConf:
     """``[source]``: the global data server shared by server-mode http/websocket sources and sinks."""
 
-    http_server_ip: str = "0.0.0.0"
+    # Loopback by default: serving other machines is a deliberate act (give each path's conf group a token).
+    http_server_ip: str = "127.0.0.1"
     http_server_port: int = _field(10081, _port)
     http_server_tls: TlsConf | None = None
 

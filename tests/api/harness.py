@@ -15,6 +15,7 @@ from runtime.config import load_config
 from runtime.engine import Engine
 
 IO_TIMEOUT = 20  # absolute bound on every test that talks over a socket
+JSON_TYPE = {"content-type": "application/json"}  # for raw bodies: the API takes JSON bodies only
 
 
 @final

@@ -68,7 +68,8 @@ async def _call(
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": list(headers)}
+    headers = [(b"content-type", b"application/json"), *headers]  # as every real client of ours sends
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": headers}
     await app(scope, receive, send)
     if not sent:
         return 0, b""

@@ -11,7 +11,7 @@ import orjson
 import trio
 import trio.testing
 
-from tests.api.harness import IO_TIMEOUT, Api, running_api
+from tests.api.harness import IO_TIMEOUT, JSON_TYPE, Api, running_api
 from tests.io.websocket.client_peer import Peer
 from tests.tls_certs import Certs
 
@@ -62,7 +62,9 @@ async def test_validate_rule(api: Api) -> None:
         assert bad.text == "Missing rule actions."
         unknown = await api.client.post("/rules/validate", json=_rule("v3", sql="SELECT * FROM nowhere"))
         assert unknown.status_code == 422 and "nowhere" in unknown.text
-        assert (await api.client.post("/rules/validate", content=b"{oops")).status_code == 400
+        assert (
+            await api.client.post("/rules/validate", content=b"{oops", headers=JSON_TYPE)
+        ).status_code == 400
         assert (await api.client.get("/rules")).json() == [], "validation creates nothing"
 
 

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from runtime.api.routes import ERRORS
-from tests.api.harness import IO_TIMEOUT, Api
+from tests.api.harness import IO_TIMEOUT, JSON_TYPE, Api
 
 STREAM = 'CREATE STREAM demo (temperature FLOAT, id STRING) WITH (TYPE="memory", DATASOURCE="in/demo")'
 TABLE = 'CREATE TABLE demo () WITH (TYPE="memory", DATASOURCE="in/t", KEY="id")'
@@ -37,7 +37,7 @@ async def test_ping_info_cors_and_unknown_routes(api: Api) -> None:
     with trio.fail_after(IO_TIMEOUT):
         resp = await api.client.get("/ping")
         assert (resp.status_code, resp.content) == (200, b"")
-        assert resp.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-origin" not in resp.headers  # no wildcard CORS (docs/security.md)
         for method in ("GET", "POST"):
             info = await api.client.request(method, "/")
             assert info.status_code == 200
@@ -46,9 +46,8 @@ async def test_ping_info_cors_and_unknown_routes(api: Api) -> None:
         preflight = await api.client.options(
             "/rules", headers={"Origin": "http://ui", "Access-Control-Request-Method": "POST"}
         )
-        assert preflight.status_code == 200
-        assert preflight.headers["access-control-allow-origin"] == "*"
-        assert "POST" in preflight.headers["access-control-allow-methods"]
+        assert preflight.status_code == 403  # an origin not in basic.allowedOrigins
+        assert "access-control-allow-origin" not in preflight.headers
         _error(await api.client.get("/nope/x"), 404, 1002, "no such endpoint: /nope/x")
         resp = await api.client.delete("/rules")
         assert resp.status_code == 405
@@ -71,7 +70,7 @@ async def test_stream_and_table_lifecycle(api: Api, kind: str, ddl: str) -> None
         bad = await api.client.post(base, json={"sql": "CREATE STREAM (oops"})
         assert bad.status_code == 400 and bad.json()["error"] == 3000
         assert bad.json()["message"].startswith(f"{title} command error: ")
-        invalid = await api.client.post(base, content=b"{not json")
+        invalid = await api.client.post(base, content=b"{not json", headers=JSON_TYPE)
         assert invalid.status_code == 400 and invalid.json()["error"] == 1001
         assert invalid.json()["message"].startswith("Invalid body: Error decoding the statement descriptor: ")
 
@@ -126,11 +125,11 @@ async def test_rule_crud_and_lifecycle(api: Api) -> None:
         assert (await api.client.post("/streams", json={"sql": STREAM})).status_code == 201
         _text(await api.client.post("/rules", json=RULE), 201, "Rule r1 was created successfully.")
         _error(await api.client.post("/rules", json=RULE), 400, 1000, "rule r1 already exists")
-        bad_json = await api.client.post("/rules", content=b'{"id": "r2",')
+        bad_json = await api.client.post("/rules", content=b'{"id": "r2",', headers=JSON_TYPE)
         assert bad_json.status_code == 400
         assert bad_json.json()["message"].startswith("invalid rule json: ")
         _error(
-            await api.client.post("/rules", content=b"[1, 2]"),
+            await api.client.post("/rules", content=b"[1, 2]", headers=JSON_TYPE),
             400,
             1000,
             "invalid rule json: the rule must be a JSON object",
@@ -233,7 +232,7 @@ async def test_memory_publish_topic_with_slashes_and_bad_bodies(api: Api) -> Non
             _text(await api.client.post("/memory/a/b/c", json=[{"x": 1}, {"x": 2}]), 200, "published 2 rows")
             assert await sub.receive() == ("a/b/c", [{"x": 1}, {"x": 2}])
         for body in (b"[1, 2]", b'"text"', b"{broken"):
-            resp = await api.client.post("/memory/a/b/c", content=body)
+            resp = await api.client.post("/memory/a/b/c", content=body, headers=JSON_TYPE)
             assert resp.status_code == 400 and resp.json()["error"] == 1001, body
         wildcard = await api.client.post("/memory/a/+", json={"x": 1})
         assert wildcard.status_code == 400
@@ -246,7 +245,7 @@ async def test_body_limit_answers_413_before_reading_the_body(api: Api) -> None:
     with trio.fail_after(IO_TIMEOUT):
         stream = await trio.open_tcp_stream("127.0.0.1", api.port)
         async with stream:
-            head = f"POST /memory/big HTTP/1.1\r\nHost: x\r\nContent-Length: {16 * 1024 * 1024 + 1}\r\n\r\n"
+            head = f"POST /memory/big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {16 * 1024 * 1024 + 1}\r\n\r\n"
             await stream.send_all(head.encode())
             reply = b""
             while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
