@@ -49,6 +49,23 @@ class WsConf:
         return not self.addr
 
 
+def endpoint_differences(a: WsConf, b: WsConf) -> list[str]:
+    """The server-mode endpoint settings (by their conf key) on which ``a`` and ``b`` differ; the token's value
+    is compared, never shown."""
+    differ = []
+    if a.token != b.token:
+        differ.append("token")
+    if frozenset(a.allowed_origins) != frozenset(b.allowed_origins):
+        differ.append("allowedOrigins")
+    if a.max_connections != b.max_connections:
+        differ.append("maxConnections")
+    if a.max_message_size != b.max_message_size:
+        differ.append("maxMessageSize")
+    if a.ping_interval != b.ping_interval:
+        differ.append("pingInterval")
+    return differ
+
+
 # A checker turns a raw TOML/JSON value into the field's value or raises ConfigProblem saying what is wrong.
 _Check = Callable[[Any], Any]
 

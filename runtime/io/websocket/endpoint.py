@@ -29,6 +29,7 @@ from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 
 GOING_AWAY, POLICY_VIOLATION, MESSAGE_TOO_BIG = 1001, 1008, 1009  # close codes (1008: refused or too slow)
+PING_TIMEOUT = 1011  # a client that answered no ping within the ping interval is closed as dead
 CLOSE_TIMEOUT = 1.0  # bound on sending one close frame during cleanup
 OUTBOUND_QUEUE = 256  # sink messages a client may lag behind before it is closed with 1008
 READ_BATCH = 64  # messages delivered to the rules as one batch at most (a read may complete more)
@@ -47,6 +48,7 @@ class Registrant:
 
     clock: Clock
     metrics: ConnectionMetrics
+    owner: str = ""  # "rule r1 (stream a)", for messages naming who holds a path
 
 
 @final
@@ -73,13 +75,15 @@ class StreamGroup:
 class Connection:
     """One accepted client: its metadata (``meta`` of its events), close request and outgoing queue."""
 
-    __slots__ = ("close_code", "id", "meta", "out_recv", "out_send", "scope")
+    __slots__ = ("close_code", "id", "meta", "out_recv", "out_send", "scope", "stalls")
 
     def __init__(self, conn_id: str, meta: Row, queue: int) -> None:
         self.id = conn_id
         self.meta = meta
         self.scope = trio.CancelScope()
         self.close_code = GOING_AWAY
+        # Times the reader waited on a full rule buffer (it reads no pong then: the client is not dead).
+        self.stalls = 0
         self.out_send, self.out_recv = trio.open_memory_channel[Frame](queue)
 
     def close(self, code: int) -> None:
@@ -178,7 +182,7 @@ class Endpoint:
                 writer, pinger = trio.CancelScope(), trio.CancelScope()
                 nursery.start_soon(self._write, conn, wire, writer)
                 if self.conf.ping_interval > 0:
-                    nursery.start_soon(_ping, wire, self.conf.ping_interval, pinger)
+                    nursery.start_soon(_ping, wire, self.conf.ping_interval, pinger, conn)
                 with conn.scope:
                     client_gone, reason = await self._read(conn, wire)
                 # Reading is over. The writer ends after the write in flight (a frame is never cut short while
@@ -187,7 +191,11 @@ class Endpoint:
                 writer.deadline = trio.current_time() + CLOSE_TIMEOUT
                 pinger.cancel()
             if not client_gone:
-                reason = f"closed by server ({conn.close_code})"
+                reason = (
+                    "no answer to ping (1011)"
+                    if conn.close_code == PING_TIMEOUT
+                    else f"closed by server ({conn.close_code})"
+                )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             client_gone, reason = True, "client disconnected (1006)"
         finally:
@@ -278,6 +286,7 @@ class Endpoint:
                 # The per-send scope lets an unsubscribing rule free a reader blocked on its full buffer.
                 with trio.CancelScope() as cs:
                     sub.pending.add(cs)
+                    conn.stalls += 1
                     try:
                         await outbox.send(items)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -304,12 +313,20 @@ async def _gather_frames(out: trio.MemoryReceiveChannel[Frame], frames: list[Fra
             await trio.lowlevel.checkpoint()
 
 
-async def _ping(wire: Wire, interval: float, scope: trio.CancelScope) -> None:
-    """Ping the client every ``interval`` seconds (keeps idle connections through proxies and NATs)."""
+async def _ping(wire: Wire, interval: float, scope: trio.CancelScope, conn: Connection) -> None:
+    """Ping the client every ``interval`` seconds (keeps idle connections through proxies and NATs); a client
+    that sends no pong before the next ping is due is dead (its connection slot is freed, close 1011), unless
+    our reader stalled on a full rule buffer meanwhile (then the pong is simply not read yet)."""
     with scope:
         while True:
             await trio.sleep(interval)
+            pong, stalls = wire.pong, conn.stalls
             try:
                 await wire.ping()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the reader sees the disconnect
+            with trio.move_on_after(interval):
+                await pong.wait()
+            if not pong.is_set() and conn.stalls == stalls:
+                conn.close(PING_TIMEOUT)
+                return

@@ -24,10 +24,10 @@ import attrs
 import trio
 
 from runtime.clock import Clock
-from runtime.config import SourceConf
-from runtime.errors import ServerStartError, leaves
+from runtime.config import SourceConf, is_loopback
+from runtime.errors import ServerStartError, SourceError, leaves
 from runtime.formats.decode import Decoder
-from runtime.io.websocket.conf import WsConf
+from runtime.io.websocket.conf import WsConf, endpoint_differences
 from runtime.io.websocket.endpoint import (
     GOING_AWAY,
     OUTBOUND_QUEUE,
@@ -121,6 +121,7 @@ class DataServer:
         *,
         clock: Clock,
         metrics: ConnectionMetrics,
+        owner: str = "",
     ) -> AsyncIterator[None]:
         """Deliver frames from clients on ``path`` to ``outbox`` for the duration of the block.
 
@@ -129,15 +130,17 @@ class DataServer:
           stream_key: frames are decoded once per key; rules on the same stream pass the same key.
           decoder: decodes a frame for this stream (the group's first decoder is the one used).
           outbox: the rule's input; ``await outbox.send`` blocking stops reading the sending client's socket.
-          conf: the conf group; the path's limits come from its first registrant.
+          conf: the conf group; every registrant of a path must have the same endpoint settings.
           clock: timestamps the events. metrics: the rule's connection metrics; they follow the path's clients.
+          owner: who registers (``rule r1 (stream a)``), named when another registrant's settings clash.
 
         Raises:
           ServerStartError: the data server had to be started and could not bind or load its TLS files.
+          SourceError: the path is in use with other endpoint settings (token, origins, limits).
 
         Cancellation: unsubscribes; the server's last user stops it (port freed) before the block exits.
         """
-        registrant = Registrant(clock, metrics)
+        registrant = Registrant(clock, metrics, owner)
         sub = Subscriber(outbox, registrant)
         async with self._reference(conf):
             endpoint = self._register(path, conf, registrant)
@@ -158,15 +161,15 @@ class DataServer:
 
     @asynccontextmanager
     async def publisher(
-        self, path: str, conf: WsConf, *, clock: Clock, metrics: ConnectionMetrics
+        self, path: str, conf: WsConf, *, clock: Clock, metrics: ConnectionMetrics, owner: str = ""
     ) -> AsyncIterator[Endpoint]:
         """Register a sink on ``path`` for the duration of the block; yields the path's ``Endpoint``, whose
         ``broadcast(is_text, frame)`` queues a frame for every connected client without blocking.
 
         Raises:
-          ServerStartError: as for ``subscribe``.
+          ServerStartError, SourceError: as for ``subscribe``.
         """
-        registrant = Registrant(clock, metrics)
+        registrant = Registrant(clock, metrics, owner)
         async with self._reference(conf):
             endpoint = self._register(path, conf, registrant)
             endpoint.sinks += 1
@@ -180,6 +183,24 @@ class DataServer:
         endpoint = self._endpoints.get(path)
         if endpoint is None:
             endpoint = self._endpoints[path] = Endpoint(path, conf, self.outbound_queue)
+            if not conf.token and not is_loopback(self._source.http_server_ip):
+                self._logger.warning(
+                    "websocket path %s takes data from anyone who can reach %s: its conf group sets no token",
+                    path,
+                    self._source.http_server_ip,
+                )
+        else:
+            # One set of settings per path: a second conf group must not loosen (or silently lose) the
+            # first one's token, origins or limits, whichever rule happens to start first.
+            differ = endpoint_differences(endpoint.conf, conf)
+            if differ:
+                holders = (
+                    ", ".join(sorted({r.owner for r in endpoint.registrants if r.owner})) or "another rule"
+                )
+                raise SourceError(
+                    f"websocket path {path} is served by {holders} with other settings ({', '.join(differ)}); "
+                    f"{registrant.owner or 'this rule'} must use the same conf group to share it"
+                )
         endpoint.registrants.append(registrant)
         registrant.metrics.status = 1 if endpoint.connections else 0
         return endpoint

@@ -80,6 +80,7 @@ class ServerSource:
                 self._conf,
                 clock=ctx.clock,
                 metrics=ctx.connection,
+                owner=f"rule {ctx.rule_id} (stream {self._spec.stream})",
             )
         )
         try:
@@ -135,7 +136,11 @@ class ServerSink:
         ctx = self._spec.ctx
         self._endpoint = await self._stack.enter_async_context(
             ctx.services.data_server.publisher(
-                self._path, self._conf, clock=ctx.clock, metrics=ctx.connection
+                self._path,
+                self._conf,
+                clock=ctx.clock,
+                metrics=ctx.connection,
+                owner=f"rule {ctx.rule_id} (action {self._spec.index})",
             )
         )
 
