@@ -21,7 +21,14 @@ from runtime.sql.grammar import shared_parser
 from runtime.sql.transform import MAX_NESTING as MAX_NESTING
 from runtime.sql.transform import ToAst
 
-__all__ = ["MAX_NESTING", "parse_ddl", "parse_select", "parse_statements"]
+__all__ = ["MAX_NESTING", "MAX_STATEMENT_CHARS", "parse_ddl", "parse_select", "parse_statements"]
+
+# One statement (a rule's SQL, a stream's DDL) may have this many characters. Real ones are a few KB; the cap
+# bounds how long one request can hold the event loop in the parser (about 0.5 s for 64 KiB of the densest
+# input, `1+1+1...`). Statement files in etc/ are not capped.
+MAX_STATEMENT_CHARS = 64 * 1024
+EXCERPT_CHARS = 60  # of a bad token quoted in an error message
+_WORD = re.compile(rf"\w{{1,{EXCERPT_CHARS}}}|\S")
 
 
 def parse_ddl(text: str) -> Statement:
@@ -72,6 +79,10 @@ def _parser() -> Lark:
 
 
 def _parse(text: str, start: str) -> Any:
+    if start == "start" and len(text) > MAX_STATEMENT_CHARS:
+        raise SqlError(
+            f"statement of {len(text):,} characters is over the limit of {MAX_STATEMENT_CHARS:,}", 1, 1, ""
+        )
     try:
         return _parser().parse(text, start=start)
     except SqlError as exc:  # raised by the inline transformer: positioned, but without the excerpt
@@ -106,8 +117,15 @@ def _positioned(exc: SqlError, text: str) -> SqlError:
 
 
 def _excerpt(text: str, line: int, column: int) -> str:
+    """The statement's line ``line`` with a caret under ``column``; a long line is cut to a window around it."""
     lines = text.split("\n")
     source = lines[line - 1] if 0 < line <= len(lines) else ""
+    if len(source) > 2 * EXCERPT_CHARS:
+        start = max(0, column - 1 - EXCERPT_CHARS)
+        head = "..." if start else ""
+        window = source[start : column - 1 + EXCERPT_CHARS]
+        tail = "..." if start + len(window) < len(source) else ""
+        source, column = head + window + tail, column - start + len(head)
     caret = "".join("\t" if ch == "\t" else " " for ch in source[: column - 1]) + "^"
     return f"{source}\n{caret}"
 
@@ -159,16 +177,20 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> SqlError:
         column = len(text) - (text.rfind("\n") + 1) + 1
         found = '"EOF"'
     elif isinstance(exc, UnexpectedToken):
-        line, column, found = exc.line, exc.column, f'"{exc.token}"'
+        token = str(exc.token)
+        shown = token if len(token) <= EXCERPT_CHARS else token[:EXCERPT_CHARS] + "..."
+        line, column, found = exc.line, exc.column, f'"{shown}"'
     elif isinstance(exc, UnexpectedCharacters):
         line, column = exc.line, exc.column
         rest = text[exc.pos_in_stream :]
         if rest[:1] in ("'", '"'):
-            message = f"unterminated string {rest.splitlines()[0]!r}"
+            first = rest.splitlines()[0] if rest else rest
+            shown = first if len(first) <= EXCERPT_CHARS else first[:EXCERPT_CHARS] + "..."
+            message = f"unterminated string {shown!r}"
             return SqlError(
                 f"{message} at line {line}, column {column}", line, column, _excerpt(text, line, column)
             )
-        word = re.match(r"\w+|\S", rest)
+        word = _WORD.match(rest)
         found = f'"{word.group() if word else rest[:1]}"'
     else:
         line, column = getattr(exc, "line", 0), getattr(exc, "column", 0)

@@ -111,7 +111,12 @@ def _located(tok: Token) -> Iterator[None]:
 
 def _number(tok: Token, negative: bool = False) -> Literal:
     text = str(tok)
-    value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+    try:
+        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:  # Python refuses int() of more than 4,300 digits
+        raise SqlError(
+            f"number with {len(text)} digits is too long", tok.line or 0, tok.column or 0
+        ) from None
     return Literal(-value if negative else value)
 
 
