@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from runtime.config import ConfKind, delete_conf_group, load_conf_groups, save_conf_group
+from runtime.config.secrets import mask
 from runtime.engine import Engine
 from runtime.errors import EngineError, RuleError
 from runtime.metrics import CONNECTION_METRIC_NAMES, METRIC_NAMES
@@ -197,15 +198,10 @@ def _label(value: str) -> str:
 
 # --- conf groups (etc/<sources|sinks>/<type>.toml) at run time -------------------------------------------------
 
-SECRET_WORDS = ("password", "token", "secret", "apikey")
-MASK = "******"
-
 
 def _mask(props: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        key: MASK if any(word in key.lower() for word in SECRET_WORDS) and value else value
-        for key, value in props.items()
-    }
+    masked: dict[str, Any] = mask(props)
+    return masked
 
 
 def conf_groups(engine: Engine, kind: ConfKind, type_name: str) -> dict[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ import trio
 
 from runtime.clock import Clock
 from runtime.config import SourceConf, is_loopback
+from runtime.config.secrets import redact_query
 from runtime.errors import ServerStartError, SourceError, leaves
 from runtime.formats.decode import Decoder
 from runtime.io.websocket.conf import WsConf, endpoint_differences
@@ -335,7 +336,7 @@ class DataServer:
             meta: Row = {
                 "remoteAddr": _peer(stream),
                 "path": path,
-                "query": query,
+                "query": redact_query(query),  # meta(query) reaches every rule: no tokens in it
                 "connectionId": f"{self._generation}-{self._next_conn}",
             }
             await endpoint.serve(meta, Wire(stream, ws, endpoint.conf.max_message_size))

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import attrs
 import trio
 
+from runtime.config.secrets import redact_url
 from runtime.errors import SourceError
 from runtime.io.websocket.conf import WsConf
 
@@ -37,8 +38,8 @@ class WsTarget:
 
     @property
     def redacted(self) -> str:
-        """The URL without its query string, safe for logs, errors and metrics."""
-        return self.url.split("?", 1)[0]
+        """The URL without its query string or userinfo password, safe for logs, errors and metrics."""
+        return redact_url(self.url.split("?", 1)[0])
 
     @property
     def path(self) -> str:
