@@ -499,9 +499,9 @@ def test_unknown_conf_key(tmp_path: Path) -> None:
         delete_conf_group(tmp_path, "sources", "file", "x")
 
 
-@pytest.mark.parametrize("key", ["", "a b", "../x", "a.b", "ключ"])
+@pytest.mark.parametrize("key", ["", "a b", "../x", "a.b", "ключ", "nl\n"])
 def test_invalid_conf_key(tmp_path: Path, key: str) -> None:
-    message = f"invalid conf key {key!r}: use only letters, digits, '_' and '-'"
+    message = f"invalid conf key {key!r}: use only letters, digits, '_' and '-', at most 128"
     with pytest.raises(ConfigError) as info:
         save_conf_group(tmp_path, "sources", "file", key, {})
     assert info.value.message == message

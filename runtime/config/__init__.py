@@ -20,6 +20,7 @@ from runtime.config.load import unstructure_rule_options as unstructure_rule_opt
 from runtime.config.schema import BUFFER_FULL_POLICIES as BUFFER_FULL_POLICIES
 from runtime.config.schema import EKUIPER_ONLY_OPTIONS as EKUIPER_ONLY_OPTIONS
 from runtime.config.schema import LOG_LEVELS as LOG_LEVELS
+from runtime.config.schema import MAX_ID_LENGTH as MAX_ID_LENGTH
 from runtime.config.schema import PY_LOG_LEVELS as PY_LOG_LEVELS
 from runtime.config.schema import BasicConf as BasicConf
 from runtime.config.schema import Config as Config
@@ -27,6 +28,7 @@ from runtime.config.schema import RestartStrategy as RestartStrategy
 from runtime.config.schema import RuleOptions as RuleOptions
 from runtime.config.schema import SourceConf as SourceConf
 from runtime.config.schema import TlsConf as TlsConf
+from runtime.config.schema import id_problem as id_problem
 from runtime.config.schema import is_loopback as is_loopback
 
 VERSION = "0.1.0"

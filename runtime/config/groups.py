@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,25 +14,30 @@ from typing import Any, Literal
 import tomli_w
 
 from runtime.config.converter import describe, prune_none
+from runtime.config.schema import MAX_ID_LENGTH, id_problem
 from runtime.errors import ConfigError, NotFoundError
 from runtime.store.files import atomic_write
 
 ConfKind = Literal["sources", "sinks"]
-_ID_RULE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def check_conf_key(key: str) -> None:
     """Raise ``ConfigError`` unless ``key`` is a valid conf key (``^[A-Za-z0-9_-]+$``)."""
-    if not isinstance(key, str) or not _ID_RULE.match(key):
-        raise ConfigError(f"invalid conf key {key!r}: use only letters, digits, '_' and '-'")
+    if id_problem(key) is not None:
+        shown = (
+            key if isinstance(key, str) and len(key) <= MAX_ID_LENGTH else f"of {len(str(key))} characters"
+        )
+        raise ConfigError(
+            f"invalid conf key {shown!r}: use only letters, digits, '_' and '-', at most {MAX_ID_LENGTH}"
+        )
 
 
 def _conf_file(etc_dir: Path, kind: ConfKind, type_name: str) -> tuple[Path, str]:
     if kind not in ("sources", "sinks"):
         raise ConfigError(f"invalid conf kind {kind!r}: expected 'sources' or 'sinks'")
     # The type name becomes a file name: the ID rule also keeps it from escaping the folder ("../x").
-    if not isinstance(type_name, str) or not _ID_RULE.match(type_name):
-        raise ConfigError(f"invalid connector type {type_name!r}")
+    if id_problem(type_name) is not None:
+        raise ConfigError(f"invalid connector type {str(type_name)[:MAX_ID_LENGTH]!r}")
     label = f"{kind}/{type_name}.toml"
     return etc_dir / kind / f"{type_name}.toml", label
 

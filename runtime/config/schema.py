@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -60,6 +61,20 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False  # a name that may resolve anywhere
+
+
+MAX_ID_LENGTH = 128
+"""Longest id of a stream, table, rule, conf key or connector type: each becomes a file name."""
+_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def id_problem(value: object) -> str | None:
+    """Why ``value`` is not a valid id (eKuiper's rule: letters, digits, ``_`` and ``-``, matched whole), or None."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        return f"id {value!r} contains invalid characters: only alphanumeric, hyphens and underscores are allowed"
+    if len(value) > MAX_ID_LENGTH:
+        return f"id of {len(value)} characters is too long: the limit is {MAX_ID_LENGTH}"
+    return None
 
 
 def _between(low: float, high: float | None = None) -> Check:

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, final
 
 import attrs
 
-from runtime.config import RuleOptions, rule_options
+from runtime.config import MAX_ID_LENGTH, RuleOptions, id_problem, rule_options
 from runtime.errors import ConfigError, RuleError
-
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def check_id(value: str) -> None:
-    """eKuiper's ID rule for streams, tables, rules and conf keys."""
-    if not ID_PATTERN.match(value):
-        raise RuleError(
-            f"id '{value}' contains invalid characters: only alphanumeric, hyphens and underscores are allowed",
-            value,
-        )
+    """eKuiper's ID rule for streams, tables, rules and conf keys, plus a length limit (ids are file names)."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise RuleError(problem, value if isinstance(value, str) and len(value) <= MAX_ID_LENGTH else "")
 
 
 @final

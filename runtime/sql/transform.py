@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 from lark import Token, Transformer, v_args
 
+from runtime.config import MAX_ID_LENGTH
 from runtime.errors import SqlError
 from runtime.sql import ddl
 from runtime.sql.ast import (
@@ -72,6 +73,8 @@ def _check_id(name: Token) -> None:
             f"id '{name}' contains invalid characters: only alphanumeric, hyphens and underscores are allowed",
             name,
         )
+    if len(name) > MAX_ID_LENGTH:
+        raise _error(f"id of {len(name)} characters is too long: the limit is {MAX_ID_LENGTH}", name)
 
 
 # ------------------------------------------------------------------------------------------------ transformer
