@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, final
 
+import orjson
+
 from runtime.errors import PlanError, SinkError, map_exceptions
 from runtime.formats import Encoder, delimited, encoder
 from runtime.io.contract import SinkSpec
@@ -18,6 +20,28 @@ from runtime.model import Row
 FILE_TYPES = ("lines", "json", "csv")
 _TAIL = 4096  # bytes read back from an existing JSON-array file to find where the array stands
 _WHITESPACE = b" \t\r\n"
+
+
+def _last_line(file: BinaryIO, stop: int) -> tuple[int, bytes]:
+    """Where the last line of ``file[:stop]`` starts, and that line (read backwards in ``_TAIL`` chunks)."""
+    pos, tail = stop, b""
+    while pos > 0:
+        step = min(_TAIL, pos)
+        pos -= step
+        file.seek(pos)
+        tail = file.read(step) + tail
+        cut = tail.rfind(b"\n")
+        if cut >= 0:
+            return pos + cut + 1, tail[cut + 1 :]
+    return 0, tail
+
+
+def _whole_value(text: bytes) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _prop(props: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
@@ -107,26 +131,52 @@ class FileSink:
         self._file = file
 
     def _resume_array(self, file: BinaryIO, end: int) -> bool:
-        """Leave ``file`` positioned to add the next array element; return True when the array is empty."""
-        start = max(0, end - _TAIL)
-        file.seek(start)
-        tail = file.read().rstrip(_WHITESPACE)
-        if not tail and start == 0:
+        """Leave ``file`` positioned to add the next array element; return True when the array is empty.
+
+        Each element is written on its own line (``[``, ``{...}``, ``,{...}``, ``]``), so whatever a crash
+        (kill -9, power loss) left is repaired from the last lines alone: a closing ``]`` line is reopened, a
+        last line that is not a whole JSON value (cut mid-write) is dropped, and the array goes on from the
+        last complete element. A file written on one line (before this layout) is checked as a whole.
+        """
+        file.seek(0)
+        head = file.read(_TAIL).lstrip(_WHITESPACE)
+        if not head:
             file.seek(0)
             file.truncate()
             file.write(b"[")
             file.flush()
             return True
-        file.seek(0)
-        if not file.read(_TAIL).lstrip(_WHITESPACE).startswith(b"["):
+        if not head.startswith(b"["):
             raise SinkError(f"{self._where}: {self._path} exists and is not a JSON array")
-        if tail.endswith(b"]"):
-            tail = tail[:-1].rstrip(_WHITESPACE)  # reopen the array closed by the previous run
-        # A run that died before aclose leaves the array unterminated; continuing it is just as valid.
-        file.seek(start + len(tail))
+        stop = end
+        while True:
+            line_start, line = _last_line(file, stop)
+            text = line.strip(_WHITESPACE)
+            if line_start == 0 and text != b"[":
+                return self._resume_one_line(file, stop)
+            if text == b"[" or (text != b"]" and _whole_value(text.removeprefix(b","))):
+                break
+            stop = max(line_start - 1, 0)  # a closing bracket, or an element cut by a crash: drop the line
+        file.seek(stop)
         file.truncate()
         file.flush()
-        return tail.endswith(b"[")
+        return text == b"["
+
+    def _resume_one_line(self, file: BinaryIO, stop: int) -> bool:
+        file.seek(0)
+        whole = file.read(stop).rstrip(_WHITESPACE)
+        for candidate, closed in ((whole, True), (whole + b"]", False)):
+            try:
+                value = orjson.loads(candidate)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(value, list):
+                kept = whole[:-1].rstrip(_WHITESPACE) if closed else whole
+                file.seek(len(kept))
+                file.truncate()
+                file.flush()
+                return not value
+        raise SinkError(f"{self._where}: {self._path} is not a complete JSON array (cut by a crash?)")
 
     async def write(self, data: Row | list[Row]) -> None:
         """Append one message and flush it.
@@ -142,7 +192,8 @@ class FileSink:
                 encoded = self._encode(data)
                 payload = encoded + b"\n" if encoded else b""  # an empty delimited message is no line
             elif self._file_type == "json":
-                payload = (b"" if self._first else b",") + self._encode(data)
+                # One element per line: see _resume_array. The encoder never writes a raw newline.
+                payload = (b"\n" if self._first else b"\n,") + self._encode(data)
                 self._first = False
             else:
                 payload = self._csv_lines(data if isinstance(data, list) else [data])
@@ -172,7 +223,7 @@ class FileSink:
             return
         try:
             if self._file_type == "json":
-                file.write(b"]\n")
+                file.write(b"\n]\n")
                 file.flush()
         finally:
             file.close()

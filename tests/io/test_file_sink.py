@@ -74,6 +74,17 @@ async def test_json_file_without_messages_is_an_empty_array(tmp_path: Path) -> N
         (b'[{"a":0}', [{"a": 0}, {"a": 1}]),  # a previous run died before aclose
         (b"[]\n", [{"a": 1}]),
         (b"", [{"a": 1}]),
+        # Killed (kill -9) with the last element complete: one ending in "]" is not mistaken for the close.
+        (b'[[{"v":1}],[{"v":2}]', [[{"v": 1}], [{"v": 2}], {"a": 1}]),
+        (b'[\n[{"v":1}]\n,[{"v":2}]', [[{"v": 1}], [{"v": 2}], {"a": 1}]),
+        # Killed mid-write: the cut element (or a lone separator) is dropped, the rest kept.
+        (b'[\n{"a":0}\n,{"a":', [{"a": 0}, {"a": 1}]),
+        (b'[\n{"a":0}\n,', [{"a": 0}, {"a": 1}]),
+        (b"[\n", [{"a": 1}]),
+        (b"[", [{"a": 1}]),
+        # Closed by a previous run in the one-element-per-line layout.
+        (b'[\n{"a":0}\n]\n', [{"a": 0}, {"a": 1}]),
+        (b"[\n]\n", [{"a": 1}]),
     ],
 )
 async def test_json_file_continues_an_existing_array(
@@ -86,6 +97,16 @@ async def test_json_file_continues_an_existing_array(
     await sink.write({"a": 1})
     await sink.aclose()
     assert orjson.loads(path.read_bytes()) == expected
+
+
+async def test_json_file_cut_inside_a_one_line_array_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    path.write_bytes(b'[{"a":0},{"a":')
+    sink = _sink({"path": str(path), "fileType": "json"})
+    with pytest.raises(SinkError, match="not a complete JSON array"):
+        await sink.open()
+    await sink.aclose()
+    assert path.read_bytes() == b'[{"a":0},{"a":'
 
 
 async def test_json_file_refuses_to_extend_something_else(tmp_path: Path) -> None:
