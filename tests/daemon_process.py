@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any, final
@@ -32,6 +33,14 @@ class Daemon:
         """SIGTERM, then wait for the exit code."""
         self.process.send_signal(signal.SIGTERM)
         return await self.process.wait()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a daemon setting that cannot be 0 (the data server's port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def write_etc(etc: Path, *, extra_toml: str = "") -> Path:

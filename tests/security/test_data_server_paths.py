@@ -3,26 +3,18 @@ one without the first one's token) is refused, naming both, so no start order le
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from tests.daemon_process import Daemon, start_daemon, wait_for, write_etc
+from tests.daemon_process import Daemon, free_port, start_daemon, wait_for, write_etc
 from tests.io.websocket.test_data_server import handshake_status
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "s3cret-token-for-p"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _status(daemon: Daemon, rule_id: str) -> dict[str, Any]:
@@ -37,7 +29,7 @@ async def _no_token_is_refused(port: int) -> None:
 
 
 async def test_second_conf_group_on_a_path_is_refused_and_the_token_holds(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     etc = write_etc(
         tmp_path / "etc", extra_toml=f'[source]\nhttpServerIp = "127.0.0.1"\nhttpServerPort = {port}\n'
     )

@@ -3,7 +3,6 @@ secret-named keys) over REST, and secret query parameters in the ``meta(query)``
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 import trio
 
 from runtime.config.secrets import is_secret_name, mask, redact_query, redact_url
-from tests.daemon_process import start_daemon, wait_for, write_etc
+from tests.daemon_process import free_port, start_daemon, wait_for, write_etc
 from tests.io.websocket.test_data_server import connect
 
 pytestmark = pytest.mark.slow
@@ -20,15 +19,8 @@ pytestmark = pytest.mark.slow
 TOKEN = "tok-9f8e7d6c5b4a"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def test_conf_groups_and_meta_query_hide_secrets(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     etc = write_etc(tmp_path / "etc", extra_toml=f"[source]\nhttpServerPort = {port}\n")
     out = tmp_path / "out.jsonl"
     client_group = {
