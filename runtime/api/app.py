@@ -27,7 +27,7 @@ TEXT: Final = "text/plain; charset=utf-8"
 JSON: Final = "application/json"
 
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
-Headers = list[tuple[bytes, bytes]]
+Headers = Sequence[tuple[bytes, bytes]]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -185,14 +185,13 @@ class RestApp:
             if hosts > 1:
                 raise HttpError(400, 1000, "more than one Host header")
             guard.check_browser(headers, scope.get("scheme", "http"))
-            if (
-                method == "OPTIONS"
-            ):  # a CORS preflight the browser checks passed: no credentials in preflights
+            # A CORS preflight whose browser checks passed: preflights carry no credentials.
+            if method == "OPTIONS":
                 await _respond(send, Response(204), extra)
                 return
             guard.check_credentials(path, headers)
             handler, params = self._router.match(method, path)
-            body = await self._read_body(scope, receive)
+            body = await self._read_body(headers, receive)
             if body is None:
                 return  # the client went away before sending its body: nobody to answer
             if body and method in _BODY_METHODS:
@@ -219,10 +218,10 @@ class RestApp:
         else:
             await _respond(send, response, extra)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self._max_body:
-                raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
+    async def _read_body(self, headers: Mapping[bytes, bytes], receive: Receive) -> bytes | None:
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self._max_body:
+            raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
         body = bytearray()
         while True:
             message = await receive()
@@ -235,7 +234,7 @@ class RestApp:
                 return bytes(body)
 
 
-async def _respond(send: Send, response: Response, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def _respond(send: Send, response: Response, extra: Headers = ()) -> None:
     headers = [
         (b"content-type", response.content_type.encode("latin-1")),
         (b"content-length", str(len(response.body)).encode("latin-1")),

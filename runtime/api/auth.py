@@ -90,7 +90,7 @@ class Guard:
     ) -> None:
         if authentication and len(token) < MIN_TOKEN_LENGTH:
             raise ValueError("authentication needs the daemon's token")
-        self.authentication = authentication
+        self._authentication = authentication
         self._token = token.encode("utf-8")
         self._key_dir = key_dir
         self._origins = frozenset(origin.rstrip("/").lower() for origin in allowed_origins)
@@ -154,7 +154,7 @@ class Guard:
         Raises:
           HttpError: 401, saying what is missing or wrong (never echoing the credential).
         """
-        if not self.authentication or path in OPEN_PATHS or (path == "/metrics" and self._open_metrics):
+        if not self._authentication or path in OPEN_PATHS or (path == "/metrics" and self._open_metrics):
             return
         raw = headers.get(b"authorization")
         if not raw:

@@ -199,14 +199,9 @@ def _label(value: str) -> str:
 # --- conf groups (etc/<sources|sinks>/<type>.toml) at run time -------------------------------------------------
 
 
-def _mask(props: Mapping[str, Any]) -> dict[str, Any]:
-    masked: dict[str, Any] = mask(props)
-    return masked
-
-
 def conf_groups(engine: Engine, kind: ConfKind, type_name: str) -> dict[str, dict[str, Any]]:
     """``GET /metadata/{sources|sinks}/yaml/{type}``: every conf group, secrets masked."""
-    return {key: _mask(props) for key, props in load_conf_groups(engine.etc_dir, kind, type_name).items()}
+    return {key: mask(props) for key, props in load_conf_groups(engine.etc_dir, kind, type_name).items()}
 
 
 def put_conf_group(

@@ -71,7 +71,10 @@ _ID = re.compile(r"[A-Za-z0-9_-]+")
 def id_problem(value: object) -> str | None:
     """Why ``value`` is not a valid id (eKuiper's rule: letters, digits, ``_`` and ``-``, matched whole), or None."""
     if not isinstance(value, str) or not _ID.fullmatch(value):
-        return f"id {value!r} contains invalid characters: only alphanumeric, hyphens and underscores are allowed"
+        shown = value if isinstance(value, str) and value.isprintable() else repr(value).strip("'")
+        if len(shown) > MAX_ID_LENGTH:
+            shown = shown[:MAX_ID_LENGTH] + "..."
+        return f"id '{shown}' contains invalid characters: only alphanumeric, hyphens and underscores are allowed"
     if len(value) > MAX_ID_LENGTH:
         return f"id of {len(value)} characters is too long: the limit is {MAX_ID_LENGTH}"
     return None

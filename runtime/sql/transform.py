@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 from lark import Token, Transformer, v_args
 
-from runtime.config import MAX_ID_LENGTH
+from runtime.config import id_problem
 from runtime.errors import SqlError
 from runtime.sql import ddl
 from runtime.sql.ast import (
@@ -51,9 +51,6 @@ from runtime.sql.ast import (
 from runtime.sql.grammar import unquote
 from runtime.sql.semantic import check_select
 
-_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
 # ------------------------------------------------------------------------------------------------ checks
 
 
@@ -68,13 +65,9 @@ def _error(message: str, tok: Token | None = None) -> SqlError:
 
 
 def _check_id(name: Token) -> None:
-    if not name or not set(name) <= _ID_CHARS:
-        raise _error(
-            f"id '{name}' contains invalid characters: only alphanumeric, hyphens and underscores are allowed",
-            name,
-        )
-    if len(name) > MAX_ID_LENGTH:
-        raise _error(f"id of {len(name)} characters is too long: the limit is {MAX_ID_LENGTH}", name)
+    problem = id_problem(str(name))
+    if problem is not None:
+        raise _error(problem, name)
 
 
 # ------------------------------------------------------------------------------------------------ transformer
