@@ -25,6 +25,7 @@ from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 from runtime.io.contract import IoContext
 from runtime.io.memory.bus import Published
 from runtime.io.registry import Registry, builtin_registry
+from runtime.io.sandbox import FileRoots
 from runtime.io.services import Services, props_from_environ
 from runtime.metrics import RuleMetrics
 from runtime.model import Row
@@ -40,6 +41,7 @@ from runtime.sql.parser import parse_ddl, parse_select
 from runtime.store.keyed import KEYED_STATE_FILE, KeyedStateStore
 
 LOGGER = logging.getLogger("oort.engine")
+FILES_DIR = "files"  # in the data dir: the default file root (basic.fileRoots)
 STOP_TIMEOUT = (
     5.0  # seconds a stopping rule may take before stop() gives up waiting (sinks are bounded to 2 s)
 )
@@ -84,6 +86,7 @@ class Engine:
             etc_dir=etc_dir,
             keyed_state=KeyedStateStore(data_dir / KEYED_STATE_FILE),
             props=props_from_environ(os.environ),
+            file_roots=FileRoots([Path(root) for root in config.basic.file_roots] or [data_dir / FILES_DIR]),
         )
         self._clock = clock
         self._random = random.Random(seed)

@@ -60,6 +60,10 @@ class PlanError(EngineError):
     code = 2101
 
 
+class SandboxError(PlanError):
+    """A file path outside the configured file roots, or one that names something else than a regular file."""
+
+
 class StreamError(EngineError):
     """A stream/table catalog operation failed (duplicate, referenced by a rule…)."""
 

@@ -81,7 +81,7 @@ def test_shipped_oort_toml_equals_defaults() -> None:
 def test_shipped_conf_groups() -> None:
     assert conf_group(REPO_ETC, "sources", "file", "default") == {
         "fileType": "json",
-        "path": "data",
+        "path": "",
         "interval": 0,
     }
     assert load_conf_groups(REPO_ETC, "sources", "memory") == {"default": {}}

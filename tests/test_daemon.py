@@ -27,7 +27,7 @@ def _lines(path: Path) -> list[object]:
 async def test_stream_rule_file_sink_survive_restart(tmp_path: Path) -> None:
     etc = write_etc(tmp_path / "etc")
     data = tmp_path / "data"
-    out = tmp_path / "out" / "hot.jsonl"
+    out = data / "files" / "out" / "hot.jsonl"  # inside the default file root
     rule = {
         "id": "r1",
         "sql": SQL,

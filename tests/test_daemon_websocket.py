@@ -19,7 +19,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from tests.daemon_process import Daemon, start_daemon, wait_for, write_etc
+from tests.daemon_process import Daemon, free_port, start_daemon, wait_for, write_etc
 from tests.io.websocket.client_peer import Peer
 from tests.io.websocket.test_data_server import connect  # closes its socket even when the server closed first
 
@@ -34,13 +34,6 @@ def _lines(path: Path) -> list[Any]:
     if not path.exists():
         return []
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _file_rule(rule_id: str, stream: str, out: Path, *extra: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +74,7 @@ async def _status(daemon: Daemon, rule_id: str) -> dict[str, Any]:
 
 
 async def test_client_mode_dials_out_and_follows_the_server(tmp_path: Path) -> None:
-    out = tmp_path / "out" / "feed.jsonl"
+    out = tmp_path / "data" / "files" / "feed.jsonl"  # inside the default file root
     peer = Peer()
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
@@ -141,8 +134,8 @@ async def test_client_mode_dials_out_and_follows_the_server(tmp_path: Path) -> N
 
 
 async def test_server_mode_accepts_clients_and_echoes(tmp_path: Path) -> None:
-    out = tmp_path / "out" / "data.jsonl"
-    port = _free_port()
+    out = tmp_path / "data" / "files" / "data.jsonl"  # inside the default file root
+    port = free_port()
     etc = write_etc(
         tmp_path / "etc", extra_toml=f'[source]\nhttpServerIp = "127.0.0.1"\nhttpServerPort = {port}\n'
     )

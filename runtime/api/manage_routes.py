@@ -7,17 +7,18 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, final
 
 import orjson
 
 from runtime.api import views as manage
-from runtime.api.app import HttpError, Request, Response, Router, json_body, text
+from runtime.api.app import MAX_BODY_BYTES, HttpError, Request, Response, Router, json_body, text
 from runtime.config import PY_LOG_LEVELS, ConfKind
 from runtime.engine import Engine
-from runtime.errors import EngineError
+from runtime.errors import EngineError, SandboxError
 
+# A ruleset file may be as large as a ruleset sent inline.
+MAX_IMPORT_BYTES = MAX_BODY_BYTES
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -106,10 +107,14 @@ class _Manage:
                 400, 1001, 'Invalid body: expect {"content": "<ruleset JSON>"} or {"file": "<path>"}'
             )
         try:
-            # A local ruleset file of a few KB: read inline (trio's async path would use a worker thread).
-            raw = doc["content"] if "content" in doc else Path(str(doc["file"])).read_text("utf-8")  # noqa: ASYNC240
-            ruleset = orjson.loads(raw) if isinstance(raw, str) else raw
-        except (OSError, orjson.JSONDecodeError) as exc:
+            # A local ruleset file inside the file roots, size-capped: read inline (trio's async path would
+            # use a worker thread).
+            if "content" in doc:
+                raw = doc["content"]
+            else:
+                raw = self._engine.services.file_roots.read(str(doc["file"]), MAX_IMPORT_BYTES)
+            ruleset = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+        except (SandboxError, orjson.JSONDecodeError) as exc:
             raise HttpError(400, 1001, f"import ruleset error: {exc}") from exc
         if not isinstance(ruleset, dict):
             raise HttpError(400, 1001, "import ruleset error: the ruleset must be a JSON object")

@@ -123,6 +123,10 @@ def _hosts(values: Any) -> str | None:
     return None
 
 
+def _roots(values: Any) -> str | None:
+    return "each root must be a non-empty folder path" if any(not root for root in values) else None
+
+
 @attrs.frozen
 class BasicConf:
     """``[basic]``: the REST API endpoint, who may call it, and process-wide settings."""
@@ -136,6 +140,9 @@ class BasicConf:
     allowed_origins: tuple[str, ...] = _field((), _origins)
     allowed_hosts: tuple[str, ...] = _field((), _hosts)
     open_metrics: bool = False
+    # Folders file sinks, file sources and ruleset imports may use (runtime/io/sandbox.py); empty: the
+    # ``files`` folder of the data dir. Relative entries are taken from the working directory.
+    file_roots: tuple[str, ...] = _field((), _roots)
 
 
 @attrs.frozen

@@ -7,12 +7,11 @@ thread hop would cost more than it saves, and readers see every message as soon 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, BinaryIO, final
 
 import orjson
 
-from runtime.errors import PlanError, SinkError, map_exceptions
+from runtime.errors import PlanError, SandboxError, SinkError, map_exceptions
 from runtime.formats import Encoder, delimited, encoder
 from runtime.io.contract import SinkSpec
 from runtime.model import Row
@@ -59,7 +58,8 @@ class FileSink:
     """Action ``"file"``.
 
     Properties:
-      path: the file (required); parent directories are created.
+      path: the file (required), inside the daemon's file roots (a relative path is taken in the first one,
+        see ``runtime.io.sandbox``); parent directories are created.
       fileType: ``lines`` (default): one encoded message per line; ``json``: the whole file is one JSON
         array of all messages, valid after ``aclose``; ``csv``: one line per row, header first if wanted.
       format: ``json`` (default) or ``delimited``: how a message is encoded for ``lines``.
@@ -70,11 +70,11 @@ class FileSink:
     is reopened, so the file stays one array.
 
     Raises (from the constructor):
-      PlanError: a missing or wrongly typed property.
+      PlanError: a missing or wrongly typed property, or a path outside the file roots.
     """
 
     def __init__(self, spec: SinkSpec) -> None:
-        where = f"file sink (action {spec.index})"
+        where = f"rule {spec.ctx.rule_id}: file sink (action {spec.index})"
         props = spec.props
         path = props.get("path")
         if not isinstance(path, str) or not path:
@@ -89,7 +89,11 @@ class FileSink:
         delimiter = _prop(props, "delimiter", str, ",", where)
         if file_type == "json" and fmt != "json":
             raise PlanError(f"{where}: fileType 'json' needs format 'json', got {fmt!r}")
-        self._path = Path(path)
+        self._roots = spec.ctx.services.file_roots
+        try:
+            self._path = self._roots.place(path)
+        except SandboxError as exc:
+            raise SandboxError(f"{where}: {exc}") from exc
         self._file_type = file_type
         self._delimiter = delimiter
         self._has_header = has_header
@@ -110,16 +114,16 @@ class FileSink:
         Raises:
           SinkError: the file cannot be created or opened, or (json) it holds something else than an array.
         """
-        with map_exceptions({OSError: SinkError}):
+        with map_exceptions({OSError: SinkError, SandboxError: SinkError}):
             self._open_file()
         self._ctx.connection.status = 1
         self._ctx.connection.last_connected_time = self._ctx.clock.now_ms()
 
     def _open_file(self) -> None:
         # Synchronous on purpose (see the module docstring): opening a local file is a short syscall.
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        # r+b, not a+b: a json array is reopened by truncating its closing bracket, which append mode forbids.
-        file = open(self._path, "r+b" if self._path.exists() else "w+b")
+        # Checked again: the file system may have changed since the rule was created. Read-write, not append:
+        # a json array is reopened by truncating its closing bracket, which append mode forbids.
+        file = self._roots.open_for_update(self._path)
         try:
             end = file.seek(0, os.SEEK_END)
             if self._file_type == "json":

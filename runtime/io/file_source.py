@@ -12,7 +12,7 @@ from typing import final
 
 import trio
 
-from runtime.errors import PlanError, SourceError
+from runtime.errors import PlanError, SandboxError, SourceError
 from runtime.formats.decode import DecodeError, Decoder, json_rows, make_decoder
 from runtime.io.contract import SourceSpec
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
@@ -29,14 +29,14 @@ class FileSource:
     """Source type ``file``: ``DATASOURCE`` names a file inside the conf group's ``path`` folder.
 
     Properties (``etc/sources/file.toml``):
-      path: the folder (relative paths are relative to the working directory); an absolute DATASOURCE
-        ignores it.
+      path: the folder; a relative one is taken inside the first of the daemon's file roots, and the file
+        must lie inside a root (see ``runtime.io.sandbox``); an absolute DATASOURCE ignores it.
       fileType: ``json`` (default): the file is one JSON array of rows (or one object); ``lines``: one
         message per line, decoded with the stream's FORMAT.
       interval: re-read period in ms; 0 (default) reads once and the source ends.
 
     Raises (from the constructor):
-      PlanError: a missing DATASOURCE or a wrongly typed property.
+      PlanError: a missing DATASOURCE, a wrongly typed property, or a file outside the file roots.
     """
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -53,7 +53,11 @@ class FileSource:
             raise PlanError(f"{where}: fileType {file_type!r} is invalid; expected one of json, lines")
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 0:
             raise PlanError(f"{where}: property 'interval' must be a non-negative int (ms)")
-        self._path = Path(folder) / spec.datasource
+        self._roots = spec.ctx.services.file_roots
+        try:
+            self._path = self._roots.place(Path(folder) / spec.datasource)
+        except SandboxError as exc:
+            raise SandboxError(f"rule {spec.ctx.rule_id}: {where}: {exc}") from exc
         self._lines = file_type.lower() == "lines"
         self._interval_s = interval / 1000
         self._ctx = spec.ctx
@@ -67,9 +71,9 @@ class FileSource:
           SourceError: the file cannot be read.
         """
         try:
-            data = self._path.read_bytes()
-        except OSError as exc:
-            raise SourceError(f"file source: cannot read {self._path}: {exc.strerror or exc}") from exc
+            data = self._roots.read(self._path)
+        except SandboxError as exc:
+            raise SourceError(f"file source: {exc}") from exc
         now = self._ctx.clock.now_ms()
         frames = [line for line in data.splitlines() if line.strip()] if self._lines else [data]
         batch: Batch = []

@@ -18,6 +18,7 @@ from runtime.clock import Clock
 from runtime.config import SourceConf
 from runtime.errors import EngineError
 from runtime.io.memory.bus import MemoryBus
+from runtime.io.sandbox import FileRoots
 from runtime.sql.values import EvalContext
 from runtime.store.keyed import KeyedStateStore
 
@@ -55,6 +56,7 @@ class Services:
       etc_dir: the configuration folder (conf groups), or None outside an engine.
       keyed_state: the store ``get_keyed_state()`` reads; default: an empty one in memory.
       props: the values ``props(name)`` reads (see ``props_from_environ``); default: none.
+      file_roots: the folders file sinks and sources may use; default: anywhere (the daemon always fences).
       data_server: the global websocket data server (server-mode sources and sinks).
       ws_clients: the shared websocket client connections (client-mode sources and sinks).
     """
@@ -64,6 +66,7 @@ class Services:
         "_nursery",
         "_ws_clients",
         "etc_dir",
+        "file_roots",
         "keyed_state",
         "memory",
         "props",
@@ -78,12 +81,14 @@ class Services:
         etc_dir: Path | None = None,
         keyed_state: KeyedStateStore | None = None,
         props: Mapping[str, str] | None = None,
+        file_roots: FileRoots | None = None,
     ) -> None:
         self.memory = memory if memory is not None else MemoryBus()
         self.keyed_state = keyed_state if keyed_state is not None else KeyedStateStore()
         self.props: Mapping[str, str] = dict(props) if props is not None else {}
         self.source_conf = source_conf if source_conf is not None else SourceConf()
         self.etc_dir = etc_dir
+        self.file_roots = file_roots if file_roots is not None else FileRoots.anywhere()
         self._nursery: trio.Nursery | None = None
         self._data_server: DataServer | None = None
         self._ws_clients: WsClientPool | None = None

@@ -144,10 +144,12 @@ async def test_ruleset_export_then_import_into_a_fresh_engine(api: Api, tmp_path
             assert resp.text == "imported 1 streams, 1 tables and 2 rules"
             statuses = {r["id"]: r["status"] for r in (await fresh.client.get("/rules")).json()}
             assert statuses == {"r1": "running", "r2": "stopped"}
-            path = tmp_path / "ruleset.json"
+            # A file import reads inside the file roots: a relative name is taken in the first one.
+            path = tmp_path / "fresh" / "data" / "files" / "ruleset.json"
+            path.parent.mkdir(parents=True)
             path.write_bytes(orjson.dumps(exported))
-            again = await fresh.client.post("/ruleset/import", json={"file": str(path)})
-            assert again.status_code == 200
+            again = await fresh.client.post("/ruleset/import", json={"file": "ruleset.json"})
+            assert again.status_code == 200, again.text
             bad = await fresh.client.post("/ruleset/import", json={"content": "{not json"})
             assert bad.status_code == 400
 

@@ -25,12 +25,14 @@ STREAM = 'CREATE STREAM s (id BIGINT, v FLOAT) WITH (TYPE="memory", DATASOURCE="
 
 @pytest.fixture
 async def engine(tmp_path: Path, registry: Registry) -> AsyncIterator[Engine]:
-    """An engine whose ``file`` source reads ``<tmp>/tables`` (conf key ``test``) and whose websocket server
-    binds an ephemeral loopback port."""
+    """An engine whose ``file`` source reads ``<tmp>/tables`` (conf key ``test``; the folder is the engine's
+    file root) and whose websocket server binds an ephemeral loopback port."""
     etc = tmp_path / "etc"
     (etc / "sources").mkdir(parents=True)
-    (etc / "oort.toml").write_text('[source]\nhttpServerIp = "127.0.0.1"\nhttpServerPort = 0\n')
     folder = tmp_path / "tables"
+    (etc / "oort.toml").write_text(
+        f'[basic]\nfileRoots = ["{folder}"]\n[source]\nhttpServerIp = "127.0.0.1"\nhttpServerPort = 0\n'
+    )
     folder.mkdir()
     (etc / "sources" / "file.toml").write_text(f'[default]\npath = "{folder}"\n\n[test]\nfileType = "json"\n')
     eng = Engine(load_config(etc), etc_dir=etc, data_dir=tmp_path / "data", registry=registry, seed=1)

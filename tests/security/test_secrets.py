@@ -22,7 +22,7 @@ TOKEN = "tok-9f8e7d6c5b4a"
 async def test_conf_groups_and_meta_query_hide_secrets(tmp_path: Path) -> None:
     port = free_port()
     etc = write_etc(tmp_path / "etc", extra_toml=f"[source]\nhttpServerPort = {port}\n")
-    out = tmp_path / "out.jsonl"
+    out = tmp_path / "data" / "files" / "out.jsonl"  # inside the default file root
     client_group = {
         "addr": "ws://alice:pa55word@127.0.0.1:1",
         "requestHeaders": {"Authorization": "Bearer abc123", "Cookie": "sid=42", "X-Trace": "on"},
