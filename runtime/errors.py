@@ -200,6 +200,14 @@ class PeerClosed(Exception):
         self.reason = reason
 
 
+class PeerTooSlow(Exception):
+    """A websocket connection is dropped for holding the server up: ``code`` is the close code to send."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
 class MessageTooBig(Exception):
     """A websocket message grew past its size cap; ``before`` holds the messages completed earlier in the same
     read (they are still delivered)."""

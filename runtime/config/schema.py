@@ -162,6 +162,9 @@ class SourceConf:
     http_server_ip: str = "127.0.0.1"
     http_server_port: int = _field(10081, _port)
     http_server_tls: TlsConf | None = None
+    # Bytes all data-server connections together may hold (half-received messages, messages the rules have
+    # not taken yet); past it connections stop reading (backpressure). Each path's maxMessageSize still applies.
+    max_inbound_bytes: int = _field(64 * 1024 * 1024, _between(1024 * 1024))
 
 
 @attrs.frozen

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any, final
 from urllib.parse import parse_qs
 
@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from runtime.clock import Clock
-from runtime.errors import DecodeError, MessageTooBig
+from runtime.errors import DecodeError, MessageTooBig, PeerTooSlow
 from runtime.formats.decode import Decoder
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.wire import Frame, Wire
@@ -237,18 +237,27 @@ class Endpoint:
             try:
                 payloads, close = await wire.receive()
             except MessageTooBig as exc:
-                if exc.before:
-                    await self._deliver(conn, exc.before)
+                await self._deliver(conn, [*exc.before, _Refused(f"{exc}")])
                 conn.close_code = MESSAGE_TOO_BIG
                 return False, "message too big"
+            except PeerTooSlow as exc:
+                await self._deliver(conn, [_Refused(f"connection closed: {exc}")])
+                conn.close_code = exc.code
+                return False, str(exc)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return True, "client disconnected (1006)"
-            for start in range(0, len(payloads), READ_BATCH):
-                await self._deliver(conn, payloads[start : start + READ_BATCH])
+            items: list[bytes | str | _Refused] = list(payloads)
+            if wire.violation is not None:  # counted like a frame that does not decode; the wire closed
+                items.append(_Refused(f"{wire.violation}: connection closed"))
+            for start in range(0, len(items), READ_BATCH):
+                await self._deliver(conn, items[start : start + READ_BATCH])
+            wire.delivered()
             if close is not None:
+                if wire.violation is not None:
+                    return True, wire.violation
                 return True, f"client disconnected ({close.code})"
 
-    async def _deliver(self, conn: Connection, payloads: list[bytes | str]) -> None:
+    async def _deliver(self, conn: Connection, payloads: Sequence[bytes | str | _Refused]) -> None:
         """Decode ``payloads`` once per stream and hand the batch to every rule reading that stream.
 
         A frame that cannot be decoded becomes one ``ErrorItem`` in its place; the frames around it flow.
@@ -262,6 +271,9 @@ class Endpoint:
             meta = conn.meta
             decoder = group.decoder
             for payload in payloads:
+                if isinstance(payload, _Refused):
+                    batch.append(ErrorItem(f"websocket {self.path}: {payload.why}"))
+                    continue
                 try:
                     rows = decoder(payload)
                 except (DecodeError, UnicodeDecodeError) as exc:
@@ -293,6 +305,14 @@ class Endpoint:
                         pass  # the rule is stopping
                     finally:
                         sub.pending.discard(cs)
+
+
+@final
+@attrs.frozen
+class _Refused:
+    """In place of a message: what the client sent that closed its connection (reported as an error item)."""
+
+    why: str
 
 
 async def _gather_frames(out: trio.MemoryReceiveChannel[Frame], frames: list[Frame]) -> None:

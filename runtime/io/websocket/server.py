@@ -28,6 +28,7 @@ from runtime.config import SourceConf, is_loopback
 from runtime.config.secrets import redact_query
 from runtime.errors import ServerStartError, SourceError, leaves
 from runtime.formats.decode import Decoder
+from runtime.io.websocket.budget import ByteBudget
 from runtime.io.websocket.conf import WsConf, endpoint_differences
 from runtime.io.websocket.endpoint import (
     GOING_AWAY,
@@ -68,6 +69,7 @@ class DataServer:
       source_conf: the ``[source]`` section of ``oort.toml`` (address and TLS).
 
     Attributes:
+      budget: the inbound bytes all connections together may hold (``source.maxInboundBytes``, budget.py).
       outbound_queue: sink messages one client may lag behind before it is closed with 1008 (for paths
         registered from now on).
 
@@ -85,6 +87,7 @@ class DataServer:
         self._generation = 0
         self._lock = trio.Lock()  # start and stop never interleave
         self._next_conn = 0
+        self.budget = ByteBudget(source_conf.max_inbound_bytes)
 
     @property
     def running(self) -> bool:
@@ -339,7 +342,11 @@ class DataServer:
                 "query": redact_query(query),  # meta(query) reaches every rule: no tokens in it
                 "connectionId": f"{self._generation}-{self._next_conn}",
             }
-            await endpoint.serve(meta, Wire(stream, ws, endpoint.conf.max_message_size))
+            wire = Wire(stream, ws, endpoint.conf.max_message_size, budget=self.budget)
+            try:
+                await endpoint.serve(meta, wire)
+            finally:
+                wire.release()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away or its TLS handshake failed: nothing to answer
         except Exception:  # noqa: BLE001 - one connection's failure must never take the server down

@@ -10,6 +10,7 @@ get a 404.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any, cast, final
 
@@ -31,7 +32,9 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from runtime.errors import BadHandshake, HandshakeRejected, MessageTooBig
+from runtime import heap
+from runtime.errors import BadHandshake, HandshakeRejected, MessageTooBig, PeerTooSlow
+from runtime.io.websocket.budget import ByteBudget
 
 Frame = tuple[bool, bytes | str]  # (is_text, payload) of one outgoing websocket message (text: UTF-8 bytes)
 TEXT, BINARY = 0x1, 0x2  # frame opcodes
@@ -39,6 +42,8 @@ TEXT, BINARY = 0x1, 0x2  # frame opcodes
 READ_SIZE = 65536  # bytes asked of the socket per read
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to send a complete upgrade request (slow-loris bound)
 HARD_MAX_MESSAGE = 16 * 1024 * 1024  # the cap when a path sets none (maxMessageSize = 0)
+BUDGET_WAIT = 10.0  # seconds a connection may wait for the inbound byte budget before it is closed (1013)
+PARTIAL_IDLE = 30.0  # seconds a half-received message may sit without a byte more before it is dropped (1008)
 
 
 async def handshake(stream: trio.abc.Stream) -> tuple[WSConnection, Request] | None:
@@ -140,12 +145,22 @@ class Wire:
     The reading task calls ``receive``; any task may call ``send_frames``, ``send_message``, ``ping`` and
     ``close`` (writes are serialised by a lock, as a trio stream allows one sender at a time).
 
+    Args:
+      budget: the server's inbound byte budget (see ``budget.py``); None for a client connection.
+
     Attributes:
       pong: set when a pong arrives (a new event after each), for a pinging side that checks its peer.
+      violation: why we closed the connection for what the peer sent (bad UTF-8, a protocol error), or None.
     """
 
     def __init__(
-        self, stream: trio.abc.Stream, ws: WSConnection, max_message: int, *, client: bool = False
+        self,
+        stream: trio.abc.Stream,
+        ws: WSConnection,
+        max_message: int,
+        *,
+        client: bool = False,
+        budget: ByteBudget | None = None,
     ) -> None:
         self._stream = stream
         self._ws = ws
@@ -155,6 +170,11 @@ class Wire:
         self._max = max_message or HARD_MAX_MESSAGE
         self._parts: list[bytes | str] = []  # the fragments of the message being received
         self._size = 0
+        self._largest = 0  # the largest message received: its memory is given back when the connection ends
+        self._budget = budget
+        self._held = 0  # bytes reserved from the budget: the message being received, undelivered ones, a read
+        self._done_bytes = 0  # size of the complete messages the last ``receive`` returned
+        self.violation: str | None = None
         self._broken = False  # a write was cut short: the stream may hold half a frame
         # The upgrade completed (a client's Wire exists only once the 101 came; a server's after ``accept``).
         self.accepted = client
@@ -175,12 +195,17 @@ class Wire:
 
         Answers pings and the peer's close frame itself.
 
+        With a budget, the bytes returned stay reserved until ``delivered`` is called.
+
         Raises:
           MessageTooBig: a message passed the cap (the caller closes with 1009).
+          PeerTooSlow: no budget came within ``BUDGET_WAIT`` (1013), or a half-received message stalled for
+            ``PARTIAL_IDLE`` (1008).
           trio.BrokenResourceError: the connection broke (TLS or TCP).
         """
         ws = self._ws
         data: bytes | None = b"-"  # nothing read yet: first look at what the handshake's read left buffered
+        self._done_bytes = 0
         while True:
             done: list[bytes | str] = []
             left: CloseConnection | None = None
@@ -200,14 +225,56 @@ class Wire:
                     elif ws.state is ConnectionState.OPEN:
                         # wsproto could not parse what came (1002) or it was not UTF-8 (1007): we close.
                         replies.append(CloseConnection(code=event.code, reason=event.reason))
+                        self.violation = f"{event.reason or 'protocol error'} ({event.code})"
             if replies:
                 await self._send_events(replies)
             if not data and left is None:
                 left = CloseConnection(code=1006)
             if done or left is not None:
+                await self._reserve(self._size + self._done_bytes, wait=False)
                 return done, left
-            data = bytes(await self._stream.receive_some(READ_SIZE))
+            data = await self._read_more()
             ws.receive_data(data or None)
+
+    async def _read_more(self) -> bytes:
+        if self._budget is None:
+            return bytes(await self._stream.receive_some(READ_SIZE))
+        with trio.move_on_after(BUDGET_WAIT) as waited:
+            await self._reserve(self._size + self._done_bytes + READ_SIZE, wait=True)
+        if waited.cancelled_caught:
+            raise PeerTooSlow(1013, "the server is busy: no room to read more (1013)")
+        with trio.move_on_after(PARTIAL_IDLE if self._size else math.inf):
+            return bytes(await self._stream.receive_some(READ_SIZE))
+        raise PeerTooSlow(1008, f"a message stalled half-received for {PARTIAL_IDLE:g} s (1008)")
+
+    async def _reserve(self, amount: int, *, wait: bool) -> None:
+        """Hold ``amount`` bytes of the budget (more: wait for them when ``wait``, else just take them)."""
+        budget = self._budget
+        if budget is None or amount == self._held:
+            return
+        if amount < self._held:
+            budget.release(self._held - amount)
+        elif wait:
+            await budget.acquire(amount - self._held, holding=self._held)
+        else:
+            budget.used += amount - self._held
+        self._held = amount
+
+    def delivered(self) -> None:
+        """The messages the last ``receive`` returned were handed over: give their bytes back to the budget."""
+        if self._budget is not None and self._held > self._size:
+            self._budget.release(self._held - self._size)
+            self._held = self._size
+        self._done_bytes = 0
+
+    def release(self) -> None:
+        """The connection is over: give back all it holds (the half-received message is dropped), and the
+        memory it used to the system when that was much."""
+        held, self._held = self._held, 0
+        self._parts = []
+        if self._budget is not None and held:
+            self._budget.release(held)
+        heap.trim(max(held, self._largest))
 
     def _add(self, event: Message[Any], done: list[bytes | str]) -> None:
         chunk: bytes | str = event.data
@@ -218,6 +285,9 @@ class Wire:
         self._size += size
         if self._size > self._max:
             raise MessageTooBig(done, self._max)
+        if event.message_finished:
+            self._done_bytes += self._size
+            self._largest = max(self._largest, self._size)
         if event.message_finished and not self._parts:
             done.append(chunk)  # the common case: a message in one frame
         else:

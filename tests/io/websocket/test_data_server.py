@@ -548,22 +548,27 @@ async def test_sink_frames_of_every_length_class_arrive_whole(services: Services
 
 
 @pytest.mark.parametrize(
-    "garbage",
+    ("garbage", "violation"),
     [
-        b"\x81\x05hello",  # an unmasked client frame
-        b"\xff\xff\xff\xff",  # reserved bits and opcode
-        b"\x81\xfe\x00\x05abcd",  # a length that does not match
-        b"\x01\x81abcdx",  # a fragment that never finishes
-        b"\x89\x80abcd" * 50,  # a ping flood
+        (b"\x81\x05hello", True),  # an unmasked client frame
+        (b"\xff\xff\xff\xff", True),  # reserved bits and opcode
+        (b"\x81\xfe\x00\x05abcd", True),  # a length that does not match
+        (b"\x01\x81abcdx", False),  # a fragment that never finishes
+        (b"\x89\x80abcd" * 50, False),  # a ping flood
     ],
 )
-async def test_hostile_frames_cost_their_connection_only(services: Services, garbage: bytes) -> None:
+async def test_hostile_frames_cost_their_connection_only(
+    services: Services, garbage: bytes, violation: bool
+) -> None:
     from wsproto.events import TextMessage
 
     hub = services.data_server
     with trio.fail_after(10):
         async with rule_on(hub, "/a") as (recv, _), raw_ws(hub.port, "/a") as (bad, _ws):
             await bad.send_all(garbage)
+            if violation:  # the connection is closed (1002) and the rule counts it as an error
+                [error] = await recv.receive()
+                assert isinstance(error, ErrorItem) and "(1002): connection closed" in error.message
             async with raw_ws(hub.port, "/a") as (stream, ws):
                 await stream.send_all(ws.send(TextMessage(data='{"ok": 1}')))
                 assert rows(await recv.receive()) == [{"ok": 1}]
