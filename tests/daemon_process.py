@@ -63,12 +63,17 @@ async def start_daemon(nursery: trio.Nursery, etc: Path, data: Path) -> Daemon:
 
     async def pump() -> None:
         assert process.stderr is not None
-        async for chunk in process.stderr:
-            output.extend(chunk)
-            match = LISTENING.search(output)
-            if match and not found.is_set():
-                url.append(match.group(1).decode())
-                found.set()
+        try:
+            async for chunk in process.stderr:
+                output.extend(chunk)
+                match = LISTENING.search(output)
+                if match and not found.is_set():
+                    url.append(match.group(1).decode())
+                    found.set()
+        finally:
+            # Cancelled (the test failed or left its nursery with the daemon up): no daemon outlives the test.
+            if process.returncode is None:
+                process.kill()
 
     nursery.start_soon(pump)
     with trio.fail_after(20):

@@ -128,6 +128,8 @@ class FileSink:
             end = file.seek(0, os.SEEK_END)
             if self._file_type == "json":
                 self._first = self._resume_array(file, end)
+            else:
+                end = self._drop_cut_line(file, end)
         except BaseException:
             file.close()
             raise
@@ -165,6 +167,24 @@ class FileSink:
         file.truncate()
         file.flush()
         return text == b"["
+
+    def _drop_cut_line(self, file: BinaryIO, end: int) -> int:
+        """``lines``/``csv``: every message ends with a newline, so a last line without one was cut by a crash
+        (kill -9 inside a write, a full disk); drop it so the next message starts on a line of its own.
+        Returns the new end."""
+        if end == 0:
+            return 0
+        file.seek(end - 1)
+        if file.read(1) == b"\n":
+            return end
+        start, cut = _last_line(file, end)
+        self._ctx.logger.warning(
+            "%s: dropped a cut last line of %d bytes in %s", self._where, len(cut), self._path
+        )
+        file.seek(start)
+        file.truncate()
+        file.flush()
+        return start
 
     def _resume_one_line(self, file: BinaryIO, stop: int) -> bool:
         file.seek(0)

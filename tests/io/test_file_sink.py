@@ -47,6 +47,22 @@ async def test_lines_append_across_runs(tmp_path: Path) -> None:
     assert [orjson.loads(line) for line in path.read_bytes().splitlines()] == [{"run": 0}, {"run": 1}]
 
 
+async def test_a_line_cut_by_a_crash_is_dropped_on_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b'{"run":0}\n{"run":1}\n{"ru')  # kill -9 inside the third write
+    sink = _sink({"path": str(path), "fileType": "lines"})
+    await sink.open()
+    await sink.write({"run": 2})
+    await sink.aclose()
+    assert path.read_bytes() == b'{"run":0}\n{"run":1}\n{"run":2}\n'
+    path.write_bytes(b'{"cut')  # the only line, cut
+    sink = _sink({"path": str(path), "fileType": "lines"})
+    await sink.open()
+    await sink.write({"run": 3})
+    await sink.aclose()
+    assert path.read_bytes() == b'{"run":3}\n'
+
+
 async def test_json_file_is_one_array(tmp_path: Path) -> None:
     path = tmp_path / "out.json"
     sink = _sink({"path": str(path), "fileType": "json"})
