@@ -16,6 +16,7 @@ import attrs
 import orjson
 import trio
 
+from runtime import heap
 from runtime.api.auth import Guard, is_json_type
 from runtime.errors import HttpError as HttpError
 
@@ -23,9 +24,15 @@ LOGGER = logging.getLogger("oort.api")
 
 # eKuiper sets no limit; we refuse to buffer more than this per request.
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+# Request bodies being received at once, all requests together (runtime/heap.py): past it reading waits.
+MAX_BODY_BYTES_IN_FLIGHT: Final = 64 * 1024 * 1024
+# The whole body must arrive within this many seconds of the request head (408 after): a client that announces
+# a large body and trickles it cannot hold its share of the budget for long.
+BODY_TIMEOUT: Final = 30.0
 TEXT: Final = "text/plain; charset=utf-8"
 JSON: Final = "application/json"
 
+CHUNK_ROOM: Final = 64 * 1024  # budget reserved per body read: hypercorn's socket read size
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -153,17 +160,31 @@ class RestApp:
       router: the route table (``routes.build_router``).
       max_body: largest request body accepted, in bytes (413 beyond).
       guard: who may call (``runtime.api.auth``); by default no credentials, browser defences on.
+      body_timeout: seconds a request body may take to arrive (408 beyond).
     """
 
-    def __init__(self, router: Router, *, max_body: int = MAX_BODY_BYTES, guard: Guard | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        max_body: int = MAX_BODY_BYTES,
+        guard: Guard | None = None,
+        body_timeout: float = BODY_TIMEOUT,
+    ) -> None:
         self._router = router
         self._max_body = max_body
         self._guard = guard or Guard()
+        self._body_timeout = body_timeout
+        self._budget = heap.ByteBudget(MAX_BODY_BYTES_IN_FLIGHT)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            held = [0]  # the body's size: its memory goes back to the system once the request is done
+            try:
+                await self._http(scope, receive, send, held)
+            finally:
+                heap.trim(held[0])
         elif kind == "lifespan":
             await _lifespan(receive, send)
         elif kind == "websocket":
@@ -171,7 +192,7 @@ class RestApp:
             await receive()
             await send({"type": "websocket.close", "code": 1008})
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send, held: list[int]) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
         headers: dict[bytes, bytes] = {}
@@ -191,7 +212,7 @@ class RestApp:
                 return
             guard.check_credentials(path, headers)
             handler, params = self._router.match(method, path)
-            body = await self._read_body(headers, receive)
+            body = await self._read_body(headers, receive, held)
             if body is None:
                 return  # the client went away before sending its body: nobody to answer
             if body and method in _BODY_METHODS:
@@ -218,20 +239,40 @@ class RestApp:
         else:
             await _respond(send, response, extra)
 
-    async def _read_body(self, headers: Mapping[bytes, bytes], receive: Receive) -> bytes | None:
+    async def _read_body(
+        self, headers: Mapping[bytes, bytes], receive: Receive, held: list[int]
+    ) -> bytes | None:
+        """The request body (None: the client left), read within the body timeout and the shared budget.
+
+        Raises:
+          HttpError: 413 past ``max_body``, 408 when it takes longer than the body timeout.
+        """
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self._max_body:
             raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            if len(body) > self._max_body:  # chunked uploads carry no content-length
-                raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
-            if not message.get("more_body", False):
-                return bytes(body)
+        budget = self._budget
+        reserved = 0
+        try:
+            with trio.move_on_after(self._body_timeout):
+                while True:
+                    # Room for the body so far and one more chunk (hypercorn hands over at most 64 KiB).
+                    await budget.acquire(CHUNK_ROOM, holding=reserved)
+                    reserved += CHUNK_ROOM
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    body += message.get("body", b"")
+                    held[0] = len(body)
+                    if len(body) > self._max_body:  # chunked uploads carry no content-length
+                        raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
+                    budget.release(reserved - len(body))
+                    reserved = len(body)
+                    if not message.get("more_body", False):
+                        return bytes(body)
+            raise HttpError(408, 1001, f"request body not received within {self._body_timeout:g} s")
+        finally:
+            budget.release(reserved)
 
 
 async def _respond(send: Send, response: Response, extra: Headers = ()) -> None:

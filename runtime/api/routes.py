@@ -263,4 +263,6 @@ def build_router(engine: Engine) -> Router:
 
 def make_app(engine: Engine, guard: Guard | None = None) -> RestApp:
     """The ASGI app serving ``engine`` (what ``serve_api`` hands to hypercorn), behind ``guard``."""
-    return RestApp(build_router(engine), guard=guard)
+    return RestApp(
+        build_router(engine), guard=guard, body_timeout=engine.config.basic.rest_body_timeout / 1000
+    )

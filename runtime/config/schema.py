@@ -143,6 +143,8 @@ class BasicConf:
     # Folders file sinks, file sources and ruleset imports may use (runtime/io/sandbox.py); empty: the
     # ``files`` folder of the data dir. Relative entries are taken from the working directory.
     file_roots: tuple[str, ...] = _field((), _roots)
+    # Milliseconds a request body may take to arrive after the request head (408 beyond); also "30s".
+    rest_body_timeout: int = _field(30000, _between(1), duration=True)
 
 
 @attrs.frozen

