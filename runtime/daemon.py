@@ -10,6 +10,7 @@ import gc
 import logging
 import signal
 import sys
+import tempfile
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,6 +50,10 @@ def main(etc_dir: Path, data_dir: Path) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    problem = _data_dir_problem(data_dir)
+    if problem is not None:
+        print(f"oort: {problem}", file=sys.stderr)
+        return 2
     _, threshold1, threshold2 = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD0, threshold1, threshold2)
     failures: list[BaseException] = []
@@ -56,9 +61,22 @@ def main(etc_dir: Path, data_dir: Path) -> int:
         trio.run(serve, config, etc_dir, data_dir)
     except* EngineError as group:  # e.g. the REST port is taken: one clear line, no traceback
         failures.extend(leaves(group))
+    except* OSError as group:  # a file the daemon needs cannot be read or written: one line each too
+        failures.extend(leaves(group))
     for failure in failures:
         LOGGER.error("%s", failure)
     return 1 if failures else 0
+
+
+def _data_dir_problem(data_dir: Path) -> str | None:
+    """Why the data dir cannot hold the daemon's state (it is made when missing), or None."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as exc:
+        return f"data dir {data_dir} is not usable: {exc.strerror or exc}"
+    return None
 
 
 async def serve(

@@ -258,10 +258,10 @@ class Engine:
                 rule_id,
             )
         plan = self._plan(rule)  # fails before the old rule is touched
+        self._persist(rule)  # so does saving it: the old rule keeps running
         was_active = old.active
         await self._stop(old)
         state = RuleState(rule, _plan_sources(plan))
-        self._persist(rule)
         self._rules[rule_id] = state
         if rule.triggered or was_active:
             await self._start(state, plan)
@@ -271,8 +271,8 @@ class Engine:
         state = self._rules.get(rule_id)
         if state is None:
             raise NotFoundError(f"rule {rule_id} not found")
+        self.catalog.remove_rule(rule_id)  # first: a rule that cannot be removed keeps running
         await self._stop(state)
-        self.catalog.remove_rule(rule_id)
         del self._rules[rule_id]
         return f"Rule {rule_id} is dropped."
 
@@ -336,8 +336,9 @@ class Engine:
         """Replace a rule's tags; the rule keeps running (tags do not change what it does)."""
         state = self._state(rule_id)
         raw = {**state.rule.raw, "tags": list(tags)}
-        state.rule = attrs.evolve(state.rule, tags=tuple(tags), raw=raw)
-        self._persist(state.rule)
+        rule = attrs.evolve(state.rule, tags=tuple(tags), raw=raw)
+        self._persist(rule)
+        state.rule = rule
 
     def rule_tags(self, rule_id: str) -> list[str]:
         return list(self._state(rule_id).rule.tags)
@@ -433,8 +434,9 @@ class Engine:
 
     def _set_triggered(self, state: RuleState, triggered: bool) -> None:
         if state.rule.triggered != triggered:
-            state.rule = state.rule.with_triggered(triggered)
-            self._persist(state.rule)
+            rule = state.rule.with_triggered(triggered)
+            self._persist(rule)  # saved first: a failure leaves the rule as it was, running or not
+            state.rule = rule
 
     def _rule_env(self) -> RuleEnv:
         return RuleEnv(clock=self.clock, services=self.services, registry=self.registry, etc_dir=self.etc_dir)

@@ -60,6 +60,10 @@ class PlanError(EngineError):
     code = 2101
 
 
+class StorageError(EngineError):
+    """A definition could not be saved to or removed from the data dir; nothing changed (REST answers 500)."""
+
+
 class SandboxError(PlanError):
     """A file path outside the configured file roots, or one that names something else than a regular file."""
 

@@ -19,6 +19,7 @@ import trio
 from runtime import heap
 from runtime.api.auth import Guard, is_json_type
 from runtime.errors import HttpError as HttpError
+from runtime.errors import StorageError
 
 LOGGER = logging.getLogger("oort.api")
 
@@ -230,6 +231,9 @@ class RestApp:
             response = error_body(exc.status, exc.code, exc.message)
             if exc.status == 401:
                 response = attrs.evolve(response, headers=((b"www-authenticate", b"Bearer"),))
+        except StorageError as exc:  # the data dir refused a write: the request changed nothing
+            LOGGER.error("%s %s: %s", method, path, exc.message)
+            response = error_body(500, exc.code, exc.message)
         except Exception as exc:
             # A handler bug must cost one request, never the server.
             LOGGER.exception("%s %s failed", method, path)

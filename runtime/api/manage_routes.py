@@ -15,7 +15,7 @@ from runtime.api import views as manage
 from runtime.api.app import MAX_BODY_BYTES, HttpError, Request, Response, Router, json_body, text
 from runtime.config import PY_LOG_LEVELS, ConfKind
 from runtime.engine import Engine
-from runtime.errors import EngineError, SandboxError
+from runtime.errors import EngineError, SandboxError, StorageError
 
 # A ruleset file may be as large as a ruleset sent inline.
 MAX_IMPORT_BYTES = MAX_BODY_BYTES
@@ -38,7 +38,7 @@ def _tags(req: Request) -> list[str]:
 
 
 def _fail(exc: EngineError, prefix: str) -> HttpError:
-    status = 404 if exc.code == 1002 else 400
+    status = 500 if isinstance(exc, StorageError) else 404 if exc.code == 1002 else 400
     return HttpError(status, exc.code, f"{prefix}: {exc.message}" if prefix else exc.message)
 
 

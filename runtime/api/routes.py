@@ -21,7 +21,7 @@ from runtime.api.auth import Guard
 from runtime.api.manage_routes import add_manage_routes
 from runtime.api.openapi import openapi_document
 from runtime.engine import Engine
-from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
+from runtime.errors import EngineError, NotFoundError, RuleError, StorageError, StreamError
 
 KINDS: Final = ("stream", "table")
 
@@ -77,7 +77,10 @@ ERRORS: Final[dict[str, tuple[_Mapping, ...]]] = {
 
 
 def to_http_error(exc: EngineError, op: str, kind: str = "stream") -> HttpError:
-    """Apply ``ERRORS[op]`` to an engine error: eKuiper's status, code and ``<prefix>: <message>``."""
+    """Apply ``ERRORS[op]`` to an engine error: eKuiper's status, code and ``<prefix>: <message>``; the data
+    dir refusing a write is the server's failure (500), not the request's."""
+    if isinstance(exc, StorageError):
+        return HttpError(500, exc.code, exc.message)
     for mapping in ERRORS[op]:
         if isinstance(exc, mapping.error):
             prefix = mapping.prefix.format(kind=kind, Kind=kind.capitalize())

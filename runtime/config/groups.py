@@ -15,7 +15,7 @@ import tomli_w
 
 from runtime.config.converter import describe, prune_none
 from runtime.config.schema import MAX_ID_LENGTH, id_problem
-from runtime.errors import ConfigError, NotFoundError
+from runtime.errors import ConfigError, NotFoundError, StorageError
 from runtime.store.files import atomic_write
 
 ConfKind = Literal["sources", "sinks"]
@@ -145,5 +145,8 @@ def _write_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str, groups: di
         text = tomli_w.dumps(groups)
     except TypeError as exc:
         raise ConfigError(f"{label}: cannot write: {exc}") from exc
-    atomic_write(path, text.encode("utf-8"))
+    try:
+        atomic_write(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise StorageError(f"{label}: cannot write {path}: {exc.strerror}") from exc
     _CONF_CACHE.pop(str(path), None)

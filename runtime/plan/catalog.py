@@ -15,7 +15,7 @@ from typing import Any, final
 import orjson
 
 from runtime.config import RuleOptions
-from runtime.errors import EngineError
+from runtime.errors import EngineError, StorageError
 from runtime.plan.ruledef import RuleDef, parse_rule
 from runtime.sql.ast import StreamDef
 from runtime.sql.parser import parse_ddl
@@ -62,12 +62,14 @@ class Catalog:
             LOGGER.error("catalog: cannot load %s", problem)
         return problems
 
+    # Each change is written to disk first: when that fails (StorageError) the catalog is left as it was.
+
     def put_stream(self, stmt: StreamDef) -> None:
         self._write(stmt.kind, stmt.name, {"sql": stmt.statement})
         self.streams[stmt.kind][stmt.name] = stmt
 
     def remove_stream(self, kind: str, name: str) -> None:
-        self._path(kind, name).unlink(missing_ok=True)
+        self._remove(kind, name)
         self.streams[kind].pop(name, None)
 
     def put_rule(self, rule: RuleDef) -> None:
@@ -75,8 +77,16 @@ class Catalog:
         self.rules[rule.id] = rule
 
     def remove_rule(self, rule_id: str) -> None:
-        self._path("rule", rule_id).unlink(missing_ok=True)
+        self._remove("rule", rule_id)
         self.rules.pop(rule_id, None)
+
+    def _remove(self, kind: str, name: str) -> None:
+        try:
+            self._path(kind, name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot remove {kind} {name} from {self._folder(kind)}: {exc.strerror}"
+            ) from exc
 
     def _folder(self, kind: str) -> Path:
         return self._dir / f"{kind}s"
@@ -86,8 +96,11 @@ class Catalog:
 
     def _write(self, kind: str, name: str, doc: dict[str, Any]) -> None:
         folder = self._folder(kind)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._path(kind, name), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(self._path(kind, name), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            raise StorageError(f"cannot save {kind} {name} in {folder}: {exc.strerror}") from exc
 
     def __repr__(self) -> str:
         return (

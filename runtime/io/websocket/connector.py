@@ -15,6 +15,7 @@ registry (imported by every engine, CLI and test) does not need until a websocke
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ from runtime.io.websocket.conf import WsConf, parse_ws_conf
 from runtime.metrics import ConnectionMetrics
 from runtime.sql.ast import StreamDef, StreamOptions
 
+LOGGER = logging.getLogger("oort.websocket")
 SINK_CONF_KEY = "confKey"
 """Action property naming a conf group of ``etc/sources/websocket.toml`` the sink starts from."""
 
@@ -155,4 +157,13 @@ async def test_websocket_connection(services: Services, clock: Clock, props: Map
         with trio.move_on_after(conf.connect_timeout + 0.5):
             await client.wait_connected()
             return f"connected to {client.url}"
-    raise EngineError(f"cannot connect to {client.url}: {metrics.last_disconnected_message or 'timed out'}")
+    # One answer for every failure (refused, reset, not a websocket server, TLS, HTTP status): a detailed one
+    # would tell a caller which ports of the daemon's network are open. The reason goes to the log, and the
+    # wait is the same connectTimeout whatever happened, since the client keeps retrying until then.
+    LOGGER.info(
+        "connection test to %s failed: %s", client.url, metrics.last_disconnected_message or "timed out"
+    )
+    raise EngineError(
+        f"cannot connect to {client.url}: no websocket connection within {conf.connect_timeout:g} s "
+        "(the daemon's log has the reason)"
+    )
