@@ -74,6 +74,7 @@ async def start_daemon(nursery: trio.Nursery, etc: Path, data: Path) -> Daemon:
             # Cancelled (the test failed or left its nursery with the daemon up): no daemon outlives the test.
             if process.returncode is None:
                 process.kill()
+            process.stderr.close()
 
     nursery.start_soon(pump)
     with trio.fail_after(20):

@@ -254,7 +254,8 @@ class RestApp:
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self._max_body:
             raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
-        body = bytearray()
+        parts: list[bytes] = []  # the chunks as hypercorn handed them: no copy until the body is complete
+        size = 0
         budget = self._budget
         reserved = 0
         try:
@@ -266,14 +267,17 @@ class RestApp:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         return None
-                    body += message.get("body", b"")
-                    held[0] = len(body)
-                    if len(body) > self._max_body:  # chunked uploads carry no content-length
+                    chunk = message.get("body", b"")
+                    if chunk:
+                        parts.append(chunk)
+                        size += len(chunk)
+                    held[0] = size
+                    if size > self._max_body:  # chunked uploads carry no content-length
                         raise HttpError(413, 1001, f"request body larger than {self._max_body} bytes")
-                    budget.release(reserved - len(body))
-                    reserved = len(body)
+                    budget.release(reserved - size)
+                    reserved = size
                     if not message.get("more_body", False):
-                        return bytes(body)
+                        return b"".join(parts)
             raise HttpError(408, 1001, f"request body not received within {self._body_timeout:g} s")
         finally:
             budget.release(reserved)

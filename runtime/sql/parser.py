@@ -22,7 +22,14 @@ from runtime.sql.grammar import shared_parser
 from runtime.sql.transform import MAX_NESTING as MAX_NESTING
 from runtime.sql.transform import ToAst
 
-__all__ = ["MAX_NESTING", "MAX_STATEMENT_CHARS", "MAX_STATEMENT_TOKENS", "parse_ddl", "parse_select", "parse_statements"]
+__all__ = [
+    "MAX_NESTING",
+    "MAX_STATEMENT_CHARS",
+    "MAX_STATEMENT_TOKENS",
+    "parse_ddl",
+    "parse_select",
+    "parse_statements",
+]
 
 # One statement (a rule's SQL, a stream's DDL) may have this many characters and tokens. Real ones are a few KB
 # and a few hundred tokens; the caps bound how long one request holds the event loop in the parser, which costs

@@ -14,12 +14,16 @@ from tests.daemon_process import Daemon, start_daemon, wait_for, write_etc
 pytestmark = pytest.mark.slow
 
 MIB = 1024 * 1024
-SLOW_CLIENTS = 300
-SENT = 60_000  # bytes of the announced 16 MB each slow client sends before it stalls
-# Peak RSS while the slow clients hold their bodies: idle (~60 MB) + what they sent (~18 MB) + hypercorn's and
-# the app's per-connection buffers. The target is 250 MB.
+SLOW_CLIENTS = 1000
+WAVE = 50
+SENT = 60_000  # bytes of the announced 16 MB each slow client sends before it stalls (all held at once)
+# Peak RSS while the slow clients hold their bodies: idle (~50 MB) + what they sent (~60 MB) + hypercorn's
+# per-connection buffers (measured 165-185 MB in all). The target is 250 MB.
 RSS_BOUND = 250 * MIB
-RSS_RETURNED = 25 * MIB  # what may stay once they are gone (freed heap pages are given back: runtime/heap.py)
+# What may stay once they are gone: freed heap pages are given back (runtime/heap.py), but what hypercorn frees
+# after the last request ended stays (measured 20-25 MiB of the ~130 MiB the attack added).
+RSS_RETURNED_SLOW = 40 * MIB
+RSS_RETURNED = 25 * MIB  # after one large body (measured 1-17 MiB)
 
 
 def _rss(daemon: Daemon) -> int:
@@ -47,7 +51,7 @@ async def _slow_client(port: int, statuses: list[int], sent: trio.Semaphore) -> 
 
 
 async def test_slow_bodies_time_out_with_408_and_the_api_keeps_answering(tmp_path: Path) -> None:
-    etc = write_etc(tmp_path / "etc", extra_toml="restBodyTimeout = 2000\n")
+    etc = write_etc(tmp_path / "etc", extra_toml="restBodyTimeout = 5000\n")
     statuses: list[int] = []
     peak = [0]
     with trio.fail_after(60):
@@ -57,12 +61,14 @@ async def test_slow_bodies_time_out_with_408_and_the_api_keeps_answering(tmp_pat
             before = _rss(daemon)
             sent = trio.Semaphore(0, max_value=SLOW_CLIENTS)
             async with trio.open_nursery() as clients:
-                for _ in range(SLOW_CLIENTS):
-                    clients.start_soon(_slow_client, port, statuses, sent)
-                for _ in range(SLOW_CLIENTS):
-                    await sent.acquire()
+                # In waves: the listen backlog (100) resets connections that all arrive at once.
+                for _ in range(SLOW_CLIENTS // WAVE):
+                    for _ in range(WAVE):
+                        clients.start_soon(_slow_client, port, statuses, sent)
+                    for _ in range(WAVE):
+                        await sent.acquire()
                 async with daemon.client() as http:
-                    with trio.fail_after(2):  # well before the slow bodies time out
+                    with trio.fail_after(2):  # before the slow bodies time out
                         assert (await http.get("/ping")).status_code == 200
                         resp = await http.post("/memory/t", json={"v": 1})
                         assert resp.status_code == 200, resp.text
@@ -76,7 +82,7 @@ async def test_slow_bodies_time_out_with_408_and_the_api_keeps_answering(tmp_pat
             assert peak[0] < RSS_BOUND, f"{peak[0] / MIB:.0f} MiB"
 
             async def returned() -> bool:
-                return _rss(daemon) < before + RSS_RETURNED
+                return _rss(daemon) < before + RSS_RETURNED_SLOW
 
             await wait_for(returned)
             print(
