@@ -27,7 +27,8 @@ TIMEOUT: Final = 60.0
 USAGE: Final = """\
 usage: oort [--host URL] [--data DIR] COMMAND ...
 
-  serve [--etc DIR] [--data DIR]                    run the daemon (defaults: ./etc, ./data)
+  serve [--etc DIR] [--data DIR] [...]              run the daemon (defaults: ./etc, ./data); serve --help
+  config show [--etc DIR] [...]                     the daemon's settings and where each comes from
   create stream NAME '<fields> WITH (...)'          create stream -f FILE
   create table NAME '<fields> WITH (...)'           create table -f FILE
   create rule ID '<rule json>'                      create rule ID -f FILE
@@ -291,22 +292,84 @@ def _query(client: _Client, args: list[str]) -> str:
             print("", flush=True)  # the query ends; back to the prompt
 
 
-def _serve(args: list[str]) -> int:
-    options = {"--etc": "etc", "--data": "data"}
-    rest = args[1:]
+SERVE_USAGE: Final = """\
+usage: oort serve [--etc DIR | --no-etc] [--data DIR] [--rest-host IP] [--rest-port N]
+                  [--data-host IP] [--data-port N] [--log-level LEVEL]
+       oort config show [the same options]
+
+serve runs the daemon; config show prints the settings it would run with, each with where it came from.
+
+  --etc DIR         the configuration folder holding oort.toml (default ./etc); it must exist
+  --no-etc          run on the built-in defaults (conf groups are then kept in DATA/etc)
+  --data DIR        the data folder: definitions, state, the API token (default ./data)
+  --rest-host IP    basic.restIp          --rest-port N   basic.restPort (0: any free port)
+  --data-host IP    source.httpServerIp   --data-port N   source.httpServerPort
+  --log-level L     basic.logLevel: debug, info, warn, error
+
+Every key of oort.toml can also be set by an environment variable: OORT__ + section and key in capitals,
+joined by __, e.g. OORT__BASIC__RESTPORT=9090 or OORT__RULE__RESTARTSTRATEGY__ATTEMPTS=3.
+Precedence: flag > environment > oort.toml > default.
+"""
+
+
+def _serve_options(verb: str, args: list[str]) -> tuple[Path | None, Path, dict[str, Any]]:
+    """``--etc``/``--no-etc``/``--data`` and the setting flags of ``serve`` and ``config show``."""
+    from runtime.config.overrides import SERVE_FLAGS  # lazily: the client verbs stay light
+
+    etc: Path | None = Path("etc")
+    data = Path("data")
+    settings: dict[str, Any] = {}
+    rest = list(args)
     while rest:
-        flag, value = rest[0].partition("=")[::2]
-        if flag not in options:
-            raise CliUsageError(f"serve: unknown option {rest[0]}")
-        if not value:
+        flag, has_value, value = rest[0].partition("=")
+        if flag == "--no-etc":
+            etc, rest = None, rest[1:]
+            continue
+        if flag not in ("--etc", "--data", *SERVE_FLAGS):
+            raise CliUsageError(f"{verb}: unknown option {rest[0]}")
+        if not has_value:
             if len(rest) < 2:
-                raise CliUsageError(f"serve: {flag} needs a directory")
+                raise CliUsageError(f"{verb}: {flag} needs a value")
             value, rest = rest[1], rest[1:]
-        options[flag] = value
         rest = rest[1:]
+        if flag == "--etc":
+            etc = Path(value)
+        elif flag == "--data":
+            data = Path(value)
+        elif flag.endswith("-port"):
+            if not value.isdigit():
+                raise CliUsageError(f"{verb}: {flag} needs a port number, got {value!r}")
+            settings[SERVE_FLAGS[flag]] = int(value)
+        else:
+            settings[SERVE_FLAGS[flag]] = value
+    return etc, data, settings
+
+
+def _serve(args: list[str]) -> int:
+    if any(arg in ("-h", "--help") for arg in args[1:]):
+        print(SERVE_USAGE, end="")
+        return 0
+    etc, data, settings = _serve_options("serve", args[1:])
     from runtime import daemon  # lazily: the client verbs must not pay for importing the whole engine
 
-    return daemon.main(etc_dir=Path(options["--etc"]), data_dir=Path(options["--data"]))
+    return daemon.main(etc_dir=etc, data_dir=data, flags=settings)
+
+
+def _config(args: list[str]) -> int:
+    if args[1:2] != ["show"] or any(arg in ("-h", "--help") for arg in args):
+        print(SERVE_USAGE, end="", file=sys.stdout if "--help" in args or "-h" in args else sys.stderr)
+        return 0 if "--help" in args or "-h" in args else 2
+    etc, _, settings = _serve_options("config show", args[2:])
+    from runtime.config.overrides import load_layered, show
+    from runtime.errors import ConfigError
+
+    if etc is not None and not (etc / "oort.toml").is_file():
+        raise CliFailure(f"oort: no oort.toml in {etc} (give --etc DIR, or --no-etc for the defaults)")
+    try:
+        print(show(load_layered(etc, os.environ, settings)), end="")
+    except ConfigError as exc:
+        raise CliFailure(f"oort: {exc.message}") from exc
+    return 0
 
 
 def _replay(args: list[str]) -> int:
@@ -386,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if args else 2
         if args[0] == "serve":
             return _serve(args)
+        if args[0] == "config":
+            return _config(args)
         if args[0] == "replay":
             return _replay(args[1:])
         as_json = "--json" in args

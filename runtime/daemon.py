@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import tempfile
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import orjson
 import trio
 
 from runtime.api.server import serve_api
-from runtime.config import PY_LOG_LEVELS, Config, load_config
+from runtime.config import CONFIG_FILE, PY_LOG_LEVELS, Config
+from runtime.config.overrides import load_layered
 from runtime.engine import Engine
 from runtime.errors import ConfigError, EngineError, leaves
 from runtime.sql.ast import StreamDef
@@ -38,10 +40,27 @@ LOGGER = logging.getLogger("oort.daemon")
 GC_THRESHOLD0 = 50_000
 
 
-def main(etc_dir: Path, data_dir: Path) -> int:
-    """Run the daemon until SIGINT/SIGTERM. Returns the process exit code (2 for a bad configuration)."""
+def main(
+    etc_dir: Path | None,
+    data_dir: Path,
+    *,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Run the daemon until SIGINT/SIGTERM. Returns the process exit code (2 for a bad configuration).
+
+    ``etc_dir`` None (``oort serve --no-etc``) runs on the defaults, with conf groups kept in ``data_dir/etc``;
+    ``flags`` are ``oort serve``'s settings (dotted keys) over ``OORT__...`` variables over ``oort.toml``.
+    """
+    if etc_dir is not None and not (etc_dir / CONFIG_FILE).is_file():
+        print(
+            f"oort: no {CONFIG_FILE} in {etc_dir}: give the configuration folder with --etc DIR "
+            "(or --no-etc to run on the defaults)",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        config = load_config(etc_dir)
+        config = load_layered(etc_dir, os.environ if environ is None else environ, flags).config
     except ConfigError as exc:
         print(f"oort: {exc.message}", file=sys.stderr)
         return 2
@@ -58,7 +77,7 @@ def main(etc_dir: Path, data_dir: Path) -> int:
     gc.set_threshold(GC_THRESHOLD0, threshold1, threshold2)
     failures: list[BaseException] = []
     try:
-        trio.run(serve, config, etc_dir, data_dir)
+        trio.run(serve, config, etc_dir if etc_dir is not None else data_dir / "etc", data_dir)
     except* EngineError as group:  # e.g. the REST port is taken: one clear line, no traceback
         failures.extend(leaves(group))
     except* OSError as group:  # a file the daemon needs cannot be read or written: one line each too
@@ -98,8 +117,6 @@ async def serve(
             await provision(engine, etc_dir)
             host = config.basic.rest_ip
             port = await nursery.start(serve_api, engine, host, config.basic.rest_port)
-            LOGGER.info("REST API listening on http://%s:%d", host, port)
-            print(f"oort: REST API listening on http://{host}:{port}", file=sys.stderr, flush=True)
             task_status.started(port)
             await _wait_for_stop(signals, engine)
             nursery.cancel_scope.cancel()

@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, final
 
@@ -50,15 +51,27 @@ def write_etc(etc: Path, *, extra_toml: str = "") -> Path:
     return etc
 
 
-async def start_daemon(nursery: trio.Nursery, etc: Path, data: Path) -> Daemon:
-    """Start ``python -m runtime serve`` and return once its REST API answers."""
+async def start_daemon(
+    nursery: trio.Nursery,
+    etc: Path | None,
+    data: Path,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Daemon:
+    """Start ``python -m runtime serve`` (``etc`` None: ``--no-etc``; ``args`` more options, ``env`` more
+    environment) and return once its REST API answers."""
     output = bytearray()
     found = trio.Event()
     url: list[str] = []
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "runtime", "serve", "--etc", str(etc), "--data", str(data)],
+        [
+            *(sys.executable, "-m", "runtime", "serve"),
+            *(("--etc", str(etc)) if etc is not None else ("--no-etc",)),
+            *("--data", str(data), *args),
+        ],
         stderr=-1,  # subprocess.PIPE
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
 
     async def pump() -> None:

@@ -22,6 +22,8 @@ from runtime.errors import ServerStartError, leaves
 
 LOGGER = logging.getLogger("oort.api.server")
 HYPERCORN_LOGGER = logging.getLogger("oort.api.hypercorn")
+# hypercorn's own "Running on ..." would repeat our one "REST API listening on" line; its warnings still show.
+HYPERCORN_LOGGER.setLevel(logging.WARNING)
 
 # Seconds in-flight requests get once the server is cancelled; REST calls are short, and a long wait here would
 # hold up the daemon's shutdown ladder.
