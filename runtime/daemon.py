@@ -114,6 +114,7 @@ async def serve(
         async with trio.open_nursery() as nursery:
             engine = Engine(config, etc_dir=etc_dir, data_dir=data_dir)
             await nursery.start(engine.run)
+            nursery.start_soon(engine.loop_lag.run)
             await provision(engine, etc_dir)
             host = config.basic.rest_ip
             port = await nursery.start(serve_api, engine, host, config.basic.rest_port)

@@ -27,7 +27,7 @@ from runtime.io.memory.bus import Published
 from runtime.io.registry import Registry, builtin_registry
 from runtime.io.sandbox import FileRoots
 from runtime.io.services import Services, props_from_environ
-from runtime.metrics import RuleMetrics
+from runtime.metrics import LoopLag, RuleMetrics
 from runtime.model import Row
 from runtime.plan.catalog import KINDS, Catalog
 from runtime.plan.planner import RulePlan, plan_rule
@@ -95,6 +95,7 @@ class Engine:
         self._started_at = 0
         self._query_seq = 0
         self.shutdown_requested = trio.Event()  # set by REST ``/stop``; the daemon then shuts down
+        self.loop_lag = LoopLag()  # event-loop lag for /metrics; the daemon runs its probe
 
     @property
     def clock(self) -> Clock:

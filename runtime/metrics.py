@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, final
 
 import attrs
+import trio
 
 from runtime.model import Row
 
@@ -157,3 +158,25 @@ class RuleMetrics:
     def last_exception(self) -> str:
         latest = max(self.nodes, key=lambda n: n.last_exception_time, default=None)
         return latest.last_exception if latest is not None else ""
+
+
+@final
+class LoopLag:
+    """How late Trio runs a timer: a probe sleeps ``interval`` seconds and records by how much it overslept.
+
+    Run by the daemon (``run`` in its nursery); ``last`` and ``worst`` are 0 until then.
+    """
+
+    __slots__ = ("interval", "last", "worst")
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.last = 0.0
+        self.worst = 0.0
+
+    async def run(self) -> None:
+        while True:
+            deadline = trio.current_time() + self.interval
+            await trio.sleep_until(deadline)
+            self.last = max(0.0, trio.current_time() - deadline)
+            self.worst = max(self.worst, self.last)

@@ -13,6 +13,7 @@ import orjson
 
 from runtime.api import views as manage
 from runtime.api.app import MAX_BODY_BYTES, HttpError, Request, Response, Router, json_body, text
+from runtime.api.process_metrics import process_metrics_text
 from runtime.config import PY_LOG_LEVELS, ConfKind
 from runtime.engine import Engine
 from runtime.errors import EngineError, SandboxError, StorageError
@@ -194,7 +195,8 @@ class _Manage:
         return Response(200, content_type="application/x-ndjson", stream=lines)
 
     async def metrics(self, req: Request) -> Response:
-        return Response(200, manage.prometheus_text(self._engine).encode(), PROMETHEUS)
+        body = manage.prometheus_text(self._engine).encode() + process_metrics_text(self._engine)
+        return Response(200, body, PROMETHEUS)
 
 
 def add_manage_routes(router: Router, engine: Engine) -> None:
