@@ -300,7 +300,7 @@ usage: oort serve [--etc DIR | --no-etc] [--data DIR] [--rest-host IP] [--rest-p
 serve runs the daemon; config show prints the settings it would run with, each with where it came from.
 
   --etc DIR         the configuration folder holding oort.toml (default ./etc); it must exist
-  --no-etc          run on the built-in defaults (conf groups are then kept in DATA/etc)
+  --no-etc          run on the built-in defaults (no streams, rules or conf groups from etc/)
   --data DIR        the data folder: definitions, state, the API token (default ./data)
   --rest-host IP    basic.restIp          --rest-port N   basic.restPort (0: any free port)
   --data-host IP    source.httpServerIp   --data-port N   source.httpServerPort

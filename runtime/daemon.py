@@ -49,7 +49,7 @@ def main(
 ) -> int:
     """Run the daemon until SIGINT/SIGTERM. Returns the process exit code (2 for a bad configuration).
 
-    ``etc_dir`` None (``oort serve --no-etc``) runs on the defaults, with conf groups kept in ``data_dir/etc``;
+    ``etc_dir`` None (``oort serve --no-etc``) runs on the defaults (reading ``data_dir/etc``, usually absent);
     ``flags`` are ``oort serve``'s settings (dotted keys) over ``OORT__...`` variables over ``oort.toml``.
     """
     if etc_dir is not None and not (etc_dir / CONFIG_FILE).is_file():

@@ -42,6 +42,7 @@ from runtime.store.keyed import KEYED_STATE_FILE, KeyedStateStore
 
 LOGGER = logging.getLogger("oort.engine")
 FILES_DIR = "files"  # in the data dir: the default file root (basic.fileRoots)
+CONF_DIR = "conf"  # in the data dir: conf group changes made over REST, layered over etc/
 STOP_TIMEOUT = (
     5.0  # seconds a stopping rule may take before stop() gives up waiting (sinks are bounded to 2 s)
 )
@@ -87,6 +88,7 @@ class Engine:
             keyed_state=KeyedStateStore(data_dir / KEYED_STATE_FILE),
             props=props_from_environ(os.environ),
             file_roots=FileRoots([Path(root) for root in config.basic.file_roots] or [data_dir / FILES_DIR]),
+            conf_overlay=data_dir / CONF_DIR,
         )
         self._clock = clock
         self._random = random.Random(seed)

@@ -52,7 +52,9 @@ async def test_ruleset_export_import_and_confkeys(tmp_path: Path) -> None:
 
             saved = await _ok(api, "create", "confkey", "sources", "memory", "feed", '{"bufferLength": 4}')
             assert saved == "conf key feed of sources memory is saved.\n"
-            conf_file = api.engine.etc_dir / "sources" / "memory.toml"
+            overlay = api.engine.services.conf_overlay  # REST changes land in the data dir, over etc/
+            assert overlay is not None
+            conf_file = overlay / "sources" / "memory.toml"
             assert tomllib.loads(conf_file.read_text()) == {"feed": {"bufferLength": 4}}
             shown = json.loads(await _ok(api, "show", "confkeys", "sources", "memory"))
             assert shown == {"feed": {"bufferLength": 4}}

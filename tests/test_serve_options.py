@@ -79,7 +79,7 @@ async def test_a_missing_etc_is_refused_and_no_etc_runs_on_defaults(tmp_path: Pa
                 resp = await http.put("/metadata/sources/memory/confKeys/k", json=conf)
                 assert resp.status_code == 200, resp.text
             await daemon.terminate()
-    assert (tmp_path / "data" / "etc" / "sources" / "memory.toml").is_file()  # kept in the data dir
+    assert (tmp_path / "data" / "conf" / "sources" / "memory.toml").is_file()  # kept in the data dir
 
 
 async def test_serve_help_and_usage_errors() -> None:

@@ -201,7 +201,12 @@ def _label(value: str) -> str:
 
 def conf_groups(engine: Engine, kind: ConfKind, type_name: str) -> dict[str, dict[str, Any]]:
     """``GET /metadata/{sources|sinks}/yaml/{type}``: every conf group, secrets masked."""
-    return {key: mask(props) for key, props in load_conf_groups(engine.etc_dir, kind, type_name).items()}
+    return {
+        key: mask(props)
+        for key, props in load_conf_groups(
+            engine.etc_dir, kind, type_name, engine.services.conf_overlay
+        ).items()
+    }
 
 
 def put_conf_group(
@@ -213,7 +218,7 @@ def put_conf_group(
       EngineError: invalid key or properties (nothing is written then).
     """
     engine.registry.check_conf(kind, type_name, props, f"{type_name} conf group {key!r}")
-    save_conf_group(engine.etc_dir, kind, type_name, key, props)
+    save_conf_group(engine.etc_dir, kind, type_name, key, props, engine.services.conf_overlay)
 
 
 def conf_group_users(engine: Engine, kind: ConfKind, type_name: str, key: str) -> list[str]:
@@ -247,7 +252,7 @@ def remove_conf_group(engine: Engine, kind: ConfKind, type_name: str, key: str) 
     users = conf_group_users(engine, kind, type_name, key)
     if users:
         raise EngineError(f"conf key {key} of {type_name} is in use by running rule(s): {', '.join(users)}")
-    delete_conf_group(engine.etc_dir, kind, type_name, key)
+    delete_conf_group(engine.etc_dir, kind, type_name, key, engine.services.conf_overlay)
 
 
 async def test_connection(engine: Engine, type_name: str, props: Mapping[str, Any]) -> str:

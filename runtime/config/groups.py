@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import tomli_w
 
 from runtime.config.converter import describe, prune_none
@@ -48,15 +49,41 @@ def _conf_file(etc_dir: Path, kind: ConfKind, type_name: str) -> tuple[Path, str
 _CONF_CACHE: dict[str, tuple[tuple[int, int, int, int], dict[str, dict[str, Any]]]] = {}
 
 
-def load_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str) -> dict[str, dict[str, Any]]:
+def load_conf_groups(
+    etc_dir: Path, kind: ConfKind, type_name: str, overlay: Path | None = None
+) -> dict[str, dict[str, Any]]:
     """All conf groups of one connector type, ``{conf_key: props}``; a missing file has none.
 
-    Values are kept as parsed (free-form per connector); each connector validates its own keys.
+    With ``overlay`` (the data dir's ``conf`` folder, where the REST API keeps its changes), its groups replace
+    the shipped ones of the same name and the groups it removed are left out. Values are kept as parsed
+    (free-form per connector); each connector validates its own keys.
 
     Raises:
       ConfigError: bad TOML, or a top-level entry that is not a table.
     """
     path, label = _conf_file(etc_dir, kind, type_name)
+    groups = _load_file(path, label)
+    if overlay is None:
+        return groups
+    over_path, _ = _conf_file(overlay, kind, type_name)
+    removed = _removed(over_path)
+    merged = {key: props for key, props in groups.items() if key not in removed}
+    merged.update(_load_file(over_path, f"{label} (changes in {overlay})"))
+    return merged
+
+
+def _removed(over_path: Path) -> set[str]:
+    """The shipped groups the REST API deleted: the overlay cannot delete a table of etc/ by itself."""
+    try:
+        keys = orjson.loads(over_path.with_suffix(".removed").read_bytes())
+    except FileNotFoundError:
+        return set()
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"{over_path.with_suffix('.removed')}: cannot read: {exc}") from exc
+    return {key for key in keys if isinstance(key, str)} if isinstance(keys, list) else set()
+
+
+def _load_file(path: Path, label: str) -> dict[str, dict[str, Any]]:
     try:
         # Planning a rule reads its source's conf file; parsing the TOML again for every rule of a batch
         # creation was a visible share of it. The parse is reused while the file's identity and timestamps are
@@ -89,7 +116,9 @@ def load_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str) -> dict[str,
     return raw
 
 
-def conf_group(etc_dir: Path, kind: ConfKind, type_name: str, key: str) -> dict[str, Any]:
+def conf_group(
+    etc_dir: Path, kind: ConfKind, type_name: str, key: str, overlay: Path | None = None
+) -> dict[str, Any]:
     """The props of conf group ``key``: the named table merged (shallowly) over ``[default]``.
 
     ``key == "default"`` always exists, empty when the file or table is missing, so connectors without a
@@ -99,7 +128,7 @@ def conf_group(etc_dir: Path, kind: ConfKind, type_name: str, key: str) -> dict[
       ConfigError: invalid key, unreadable file, or a named group that does not exist.
     """
     check_conf_key(key)
-    groups = load_conf_groups(etc_dir, kind, type_name)
+    groups = load_conf_groups(etc_dir, kind, type_name, overlay)
     if key != "default" and key not in groups:
         _, label = _conf_file(etc_dir, kind, type_name)
         known = ", ".join(sorted(groups)) or "none"
@@ -108,35 +137,67 @@ def conf_group(etc_dir: Path, kind: ConfKind, type_name: str, key: str) -> dict[
 
 
 def save_conf_group(
-    etc_dir: Path, kind: ConfKind, type_name: str, key: str, props: Mapping[str, Any]
+    etc_dir: Path,
+    kind: ConfKind,
+    type_name: str,
+    key: str,
+    props: Mapping[str, Any],
+    overlay: Path | None = None,
 ) -> None:
-    """Create or replace conf group ``key`` with ``props`` and rewrite the file atomically.
+    """Create or replace conf group ``key`` with ``props``, atomically.
 
-    ``None`` values are dropped (TOML has no null). Comments in the file are not kept: tomli-w writes plain TOML.
+    With ``overlay`` the change goes there and ``etc_dir`` is never written (its comments stay); without, the
+    file in ``etc_dir`` is rewritten by tomli-w, which keeps no comments. ``None`` values are dropped (TOML has
+    no null).
 
     Raises:
       ConfigError: invalid key or type, the existing file is broken, or a value TOML cannot hold.
+      StorageError: the file cannot be written.
     """
     check_conf_key(key)
-    groups = load_conf_groups(etc_dir, kind, type_name)
+    target = overlay if overlay is not None else etc_dir
+    load_conf_groups(etc_dir, kind, type_name, overlay)  # the files as they are must be sound
+    path, label = _conf_file(target, kind, type_name)
+    groups = _load_file(path, label)
     groups[key] = prune_none(dict(props))
-    _write_conf_groups(etc_dir, kind, type_name, groups)
+    _write_conf_groups(target, kind, type_name, groups)
+    if overlay is not None:
+        _set_removed(path, _removed(path) - {key})
 
 
-def delete_conf_group(etc_dir: Path, kind: ConfKind, type_name: str, key: str) -> None:
-    """Remove conf group ``key`` and rewrite the file atomically.
+def delete_conf_group(
+    etc_dir: Path, kind: ConfKind, type_name: str, key: str, overlay: Path | None = None
+) -> None:
+    """Remove conf group ``key``, atomically (with ``overlay``: recorded there, ``etc_dir`` untouched).
 
     Raises:
       NotFoundError: no such group (REST answers 404).
       ConfigError: invalid key or type, or the existing file is broken.
+      StorageError: the file cannot be written.
     """
     check_conf_key(key)
-    groups = load_conf_groups(etc_dir, kind, type_name)
-    if key not in groups:
+    if key not in load_conf_groups(etc_dir, kind, type_name, overlay):
         _, label = _conf_file(etc_dir, kind, type_name)
         raise NotFoundError(f"conf key {key!r} is not found in {label}")
-    del groups[key]
-    _write_conf_groups(etc_dir, kind, type_name, groups)
+    target = overlay if overlay is not None else etc_dir
+    path, label = _conf_file(target, kind, type_name)
+    groups = _load_file(path, label)
+    if key in groups:
+        del groups[key]
+        _write_conf_groups(target, kind, type_name, groups)
+    if overlay is not None and key in _load_file(*_conf_file(etc_dir, kind, type_name)):
+        _set_removed(path, _removed(path) | {key})
+
+
+def _set_removed(over_path: Path, keys: set[str]) -> None:
+    removed = over_path.with_suffix(".removed")
+    if not keys and not removed.exists():
+        return
+    try:
+        over_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(removed, orjson.dumps(sorted(keys)))
+    except OSError as exc:
+        raise StorageError(f"cannot write {removed}: {exc.strerror}") from exc
 
 
 def _write_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str, groups: dict[str, Any]) -> None:
@@ -146,6 +207,7 @@ def _write_conf_groups(etc_dir: Path, kind: ConfKind, type_name: str, groups: di
     except TypeError as exc:
         raise ConfigError(f"{label}: cannot write: {exc}") from exc
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, text.encode("utf-8"))
     except OSError as exc:
         raise StorageError(f"{label}: cannot write {path}: {exc.strerror}") from exc

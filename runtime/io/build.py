@@ -38,7 +38,9 @@ def build_source(
     """
     opts = definition.options
     try:
-        props: dict[str, Any] = conf_group(etc_dir, "sources", type_name, opts.conf_key or "default")
+        props: dict[str, Any] = conf_group(
+            etc_dir, "sources", type_name, opts.conf_key or "default", ctx.services.conf_overlay
+        )
     except ConfigError as exc:
         raise PlanError(exc.message) from exc
     if opts.extra:

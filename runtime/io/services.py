@@ -54,6 +54,8 @@ class Services:
       memory: what memory sources subscribe to, memory sinks and REST ``POST /memory/{topic}`` publish to.
       source_conf: the ``[source]`` section of ``oort.toml`` (global data server address and TLS).
       etc_dir: the configuration folder (conf groups), or None outside an engine.
+      conf_overlay: where the REST API keeps its conf group changes over ``etc_dir`` (the data dir's ``conf``
+        folder; ``etc_dir`` itself is never written), or None to read ``etc_dir`` alone.
       keyed_state: the store ``get_keyed_state()`` reads; default: an empty one in memory.
       props: the values ``props(name)`` reads (see ``props_from_environ``); default: none.
       file_roots: the folders file sinks and sources may use; default: anywhere (the daemon always fences).
@@ -65,6 +67,7 @@ class Services:
         "_data_server",
         "_nursery",
         "_ws_clients",
+        "conf_overlay",
         "etc_dir",
         "file_roots",
         "keyed_state",
@@ -82,12 +85,14 @@ class Services:
         keyed_state: KeyedStateStore | None = None,
         props: Mapping[str, str] | None = None,
         file_roots: FileRoots | None = None,
+        conf_overlay: Path | None = None,
     ) -> None:
         self.memory = memory if memory is not None else MemoryBus()
         self.keyed_state = keyed_state if keyed_state is not None else KeyedStateStore()
         self.props: Mapping[str, str] = dict(props) if props is not None else {}
         self.source_conf = source_conf if source_conf is not None else SourceConf()
         self.etc_dir = etc_dir
+        self.conf_overlay = conf_overlay
         self.file_roots = file_roots if file_roots is not None else FileRoots.anywhere()
         self._nursery: trio.Nursery | None = None
         self._data_server: DataServer | None = None

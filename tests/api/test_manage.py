@@ -155,7 +155,8 @@ async def test_ruleset_export_then_import_into_a_fresh_engine(api: Api, tmp_path
 
 
 async def test_conf_group_crud_masks_secrets_and_refuses_delete_in_use(api: Api) -> None:
-    etc = api.engine.etc_dir
+    etc = api.engine.services.conf_overlay  # REST changes land in the data dir, over etc/
+    assert etc is not None
     with trio.fail_after(IO_TIMEOUT):
         http = api.client
         resp = await http.put(
@@ -266,7 +267,8 @@ async def test_conf_checks_and_connection_tests_come_from_the_registry(api: Api)
 
     api.engine.registry.register_source("probe", MemorySource, check_conf=check, test_connection=dial)
     api.engine.registry.register_sink("probe", MemorySink, check_conf=check)
-    etc = api.engine.etc_dir
+    etc = api.engine.services.conf_overlay  # REST changes land in the data dir, over etc/
+    assert etc is not None
     with trio.fail_after(IO_TIMEOUT):
         http = api.client
         for kind in ("sources", "sinks"):

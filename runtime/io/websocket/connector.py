@@ -105,7 +105,7 @@ def sink_conf(spec: SinkSpec) -> tuple[WsConf, str]:
         if etc_dir is None:
             raise PlanError(f"{where}: {SINK_CONF_KEY} needs the engine's etc folder")
         try:
-            base = conf_group(etc_dir, "sources", "websocket", key)
+            base = conf_group(etc_dir, "sources", "websocket", key, spec.ctx.services.conf_overlay)
         except ConfigError as exc:
             raise PlanError(f"{where}: {exc.message}") from exc
     own = {k: v for k, v in props.items() if k not in _SINK_OWN and k not in _SINK_IGNORED}
