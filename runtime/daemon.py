@@ -20,8 +20,9 @@ from typing import Any
 import orjson
 import trio
 
+from runtime import logsetup
 from runtime.api.server import serve_api
-from runtime.config import CONFIG_FILE, PY_LOG_LEVELS, Config
+from runtime.config import CONFIG_FILE, Config
 from runtime.config.overrides import load_layered
 from runtime.engine import Engine
 from runtime.errors import ConfigError, EngineError, leaves
@@ -64,14 +65,14 @@ def main(
     except ConfigError as exc:
         print(f"oort: {exc.message}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=PY_LOG_LEVELS.get(config.basic.log_level.lower(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     problem = _data_dir_problem(data_dir)
     if problem is not None:
         print(f"oort: {problem}", file=sys.stderr)
+        return 2
+    try:
+        logsetup.configure(config, data_dir)
+    except OSError as exc:
+        print(f"oort: cannot open the log file: {exc.strerror or exc} ({exc.filename})", file=sys.stderr)
         return 2
     _, threshold1, threshold2 = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD0, threshold1, threshold2)

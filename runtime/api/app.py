@@ -22,6 +22,8 @@ from runtime.errors import HttpError as HttpError
 from runtime.errors import StorageError
 
 LOGGER = logging.getLogger("oort.api")
+# One INFO line per request; runtime/logsetup.py leaves it off unless basic.accessLog is true.
+ACCESS = logging.getLogger("oort.access")
 
 # eKuiper sets no limit; we refuse to buffer more than this per request.
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
@@ -242,6 +244,11 @@ class RestApp:
             await _stream(receive, send, response, extra)
         else:
             await _respond(send, response, extra)
+        if ACCESS.isEnabledFor(logging.INFO):
+            client = scope.get("client") or ("-", 0)
+            ACCESS.info(
+                '%s:%s "%s %s" %d %d', client[0], client[1], method, path, response.status, len(response.body)
+            )
 
     async def _read_body(
         self, headers: Mapping[bytes, bytes], receive: Receive, held: list[int]

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+LOG_FORMATS = ("text", "json")
 # The Python logging level of each ``logLevel`` name (read-only).
 PY_LOG_LEVELS: Mapping[str, int] = MappingProxyType(
     {
@@ -123,6 +124,13 @@ def _hosts(values: Any) -> str | None:
     return None
 
 
+def _levels(values: Any) -> str | None:
+    for name, level in values.items():
+        if not isinstance(level, str) or level.lower() not in LOG_LEVELS:
+            return f"the level of logger {name!r} must be one of {', '.join(LOG_LEVELS)}, got {level!r}"
+    return None
+
+
 def _roots(values: Any) -> str | None:
     return "each root must be a non-empty folder path" if any(not root for root in values) else None
 
@@ -145,6 +153,17 @@ class BasicConf:
     file_roots: tuple[str, ...] = _field((), _roots)
     # Milliseconds a request body may take to arrive after the request head (408 beyond); also "30s".
     rest_body_timeout: int = _field(30000, _between(1), duration=True)
+    # Logging (runtime/logsetup.py): eKuiper's consoleLog/fileLog/rotateSize/rotateCount/logDisableTimestamp,
+    # plus the file's path, the line format, per-logger levels and the REST access log.
+    console_log: bool = True
+    file_log: bool = False
+    log_file: str = ""
+    rotate_size: int = _field(10 * 1024 * 1024, _between(1024))
+    rotate_count: int = _field(3, _between(0))
+    log_disable_timestamp: bool = False
+    log_format: str = _field("text", _one_of(LOG_FORMATS))
+    log_levels: dict[str, str] = attrs.field(factory=dict, hash=False, metadata={META_CHECK: _levels})
+    access_log: bool = False
 
 
 @attrs.frozen

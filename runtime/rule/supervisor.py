@@ -85,6 +85,7 @@ async def supervise(
             while True:
                 state.metrics = RuleMetrics()
                 state.set("starting")
+                LOGGER.debug("rule %s starting (failures so far: %d)", rule.id, failures)
                 run_started = trio.current_time()
                 error: str | None = None
 

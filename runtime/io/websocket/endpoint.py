@@ -175,6 +175,7 @@ class Endpoint:
         # removed meanwhile closes this connection (its cancelled scope makes the handler close at once).
         self.connections.add(conn)
         self._set_status("connected", clock.now_ms())
+        LOGGER.debug("websocket %s: client %s connected (%s)", self.path, meta["remoteAddr"], conn.id)
         client_gone, reason = False, ""  # set by _read, or stays False when we close
         try:
             await wire.accept()
@@ -203,6 +204,7 @@ class Endpoint:
             conn.out_send.close()
             conn.out_recv.close()
             self._set_status("disconnected", clock.now_ms(), reason)
+            LOGGER.debug("websocket %s: client %s left: %s", self.path, meta["remoteAddr"], reason)
             if not client_gone:
                 # The close handshake: our close frame, then the client's answer (bounded), so the connection
                 # is not reset under data the client has not read yet (it would lose the close frame too).
