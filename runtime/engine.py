@@ -25,8 +25,7 @@ from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 from runtime.io.contract import IoContext
 from runtime.io.memory.bus import Published
 from runtime.io.registry import Registry, builtin_registry
-from runtime.io.sandbox import FileRoots
-from runtime.io.services import Services, props_from_environ
+from runtime.io.services import Services
 from runtime.metrics import LoopLag, RuleMetrics
 from runtime.model import Row
 from runtime.plan.catalog import KINDS, Catalog
@@ -38,11 +37,9 @@ from runtime.rule.supervisor import RuleState, supervise
 from runtime.sql.ast import DescribeStmt, DropStmt, ShowStmt, StreamDef
 from runtime.sql.ddl import describe_text, stream_json
 from runtime.sql.parser import parse_ddl, parse_select
-from runtime.store.keyed import KEYED_STATE_FILE, KeyedStateStore
 
 LOGGER = logging.getLogger("oort.engine")
-FILES_DIR = "files"  # in the data dir: the default file root (basic.fileRoots)
-CONF_DIR = "conf"  # in the data dir: conf group changes made over REST, layered over etc/
+STARTUP_WAIT = 1.0  # seconds start-up waits for the stored rules to be running before the engine is ready
 STOP_TIMEOUT = (
     5.0  # seconds a stopping rule may take before stop() gives up waiting (sinks are bounded to 2 s)
 )
@@ -82,14 +79,7 @@ class Engine:
         self.data_dir = data_dir
         self.catalog = Catalog(data_dir)
         self.registry = registry or builtin_registry()
-        self.services = Services(
-            source_conf=config.source,
-            etc_dir=etc_dir,
-            keyed_state=KeyedStateStore(data_dir / KEYED_STATE_FILE),
-            props=props_from_environ(os.environ),
-            file_roots=FileRoots([Path(root) for root in config.basic.file_roots] or [data_dir / FILES_DIR]),
-            conf_overlay=data_dir / CONF_DIR,
-        )
+        self.services = Services.for_daemon(config, etc_dir, data_dir)
         self._clock = clock
         self._random = random.Random(seed)
         self._rules: dict[str, RuleState] = {}
@@ -111,10 +101,9 @@ class Engine:
         """Load the catalog, start every rule whose ``triggered`` is true, then supervise until cancelled.
 
         The nursery opened here is the supervisor nursery: every rule's supervisor task runs in it, and so do
-        the engine-wide connector services that outlive single rules (``self.services``, attached to it):
-        the global websocket data server (``services.data_server``), started by the first server-mode source
-        or sink and stopped by the last, and the shared websocket client connections
-        (``services.ws_clients``).
+        the engine-wide connector services that outlive single rules (``self.services``: the global websocket
+        data server, started by the first server-mode source or sink and stopped by the last, and the shared
+        websocket client connections).
 
         Cancellation: cancelling stops every rule; each rule's sinks are flushed and closed, and the data
         server's port and every shared connection are released, before this returns.
@@ -130,13 +119,15 @@ class Engine:
                 for rule in self.catalog.rules.values():
                     state = RuleState(rule, self._rule_sources(rule))
                     self._rules[rule.id] = state
-                for state in list(self._rules.values()):
-                    if state.rule.triggered:
-                        try:
-                            await self._start(state)
-                        except EngineError as exc:
-                            state.set("stopped by error", exc.message)
-                            LOGGER.error("rule %s cannot start: %s", state.rule.id, exc.message)
+                # All at once, so one slow connector delays no other rule; readiness waits a moment for them
+                # (rules that start quickly are running when the REST API opens), never longer.
+                starting = [state for state in self._rules.values() if state.rule.triggered]
+                done = trio.Semaphore(0)
+                for state in starting:
+                    nursery.start_soon(self._start_stored, state, done)
+                with trio.move_on_after(STARTUP_WAIT):
+                    for _ in starting:
+                        await done.acquire()
                 task_status.started()
                 await trio.sleep_forever()
             finally:
@@ -471,6 +462,15 @@ class Engine:
         env = self._rule_env()
         replan = functools.partial(plan_rule, catalog=self.catalog, registry=self.registry)
         await self._nursery.start(functools.partial(supervise, state, plan, env, replan, self._random))
+
+    async def _start_stored(self, state: RuleState, done: trio.Semaphore) -> None:
+        try:
+            await self._start(state)
+        except EngineError as exc:
+            state.set("stopped by error", exc.message)
+            LOGGER.error("rule %s cannot start: %s", state.rule.id, exc.message)
+        finally:
+            done.release()
 
     async def _stop(self, state: RuleState) -> None:
         if state.scope is not None:

@@ -23,6 +23,7 @@ import orjson
 from runtime.config import PY_LOG_LEVELS, Config
 
 ACCESS_LOGGER = "oort.access"
+LISTENING_LOGGER = "oort.listening"  # "... listening on ...", one line per listener, at any log level
 LOG_DIR = "log"  # in the data dir: the default place of the log file
 
 
@@ -92,6 +93,8 @@ def configure(config: Config, data_dir: Path) -> list[logging.Handler]:
     root.setLevel(PY_LOG_LEVELS.get(basic.log_level.lower(), logging.INFO))
     for name, level in basic.log_levels.items():
         logging.getLogger(name).setLevel(PY_LOG_LEVELS[level.lower()])
+    if LISTENING_LOGGER not in basic.log_levels:
+        logging.getLogger(LISTENING_LOGGER).setLevel(logging.INFO)
     access = logging.getLogger(ACCESS_LOGGER)
     if not basic.access_log:
         access.setLevel(logging.WARNING)  # its lines are INFO: off unless asked for

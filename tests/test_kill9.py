@@ -66,11 +66,12 @@ async def test_kill_9_during_writes_leaves_a_consistent_catalog(tmp_path: Path) 
                 with trio.fail_after(5):
                     assert await daemon.terminate() == 0
             assert b"cannot load" not in daemon.output, daemon.output.decode()[-2000:]
-    conf = etc / "sources" / "memory.toml"
-    if conf.exists():
-        tomllib.loads(conf.read_text())
-    token = data / "auth" / "token"  # the daemon's API token (runtime/api/auth.py), not a temporary file
+    conf = data / "conf" / "sources" / "memory.toml"  # conf group changes live in the data dir, over etc/
+    assert conf.exists()
+    tomllib.loads(conf.read_text())
+    assert not (etc / "sources" / "memory.toml").exists()  # etc/ is never written
+    kept = {data / "auth" / "token", conf, conf.with_suffix(".removed")}  # real files, not temporary ones
     leftovers = [
-        p.name for p in data.rglob("*") if p.is_file() and not p.name.endswith(".json") and p != token
+        p.name for p in data.rglob("*") if p.is_file() and not p.name.endswith(".json") and p not in kept
     ]
     assert leftovers == [], f"temporary files left behind: {leftovers}"

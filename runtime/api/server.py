@@ -22,6 +22,8 @@ from runtime.errors import ServerStartError, leaves
 
 LOGGER = logging.getLogger("oort.api.server")
 HYPERCORN_LOGGER = logging.getLogger("oort.api.hypercorn")
+# Where each listener is announced, once; shown whatever the log level (runtime/logsetup.py).
+LISTENING = logging.getLogger("oort.listening")
 # hypercorn's own "Running on ..." would repeat our one "REST API listening on" line; its warnings still show.
 HYPERCORN_LOGGER.setLevel(logging.WARNING)
 
@@ -119,7 +121,7 @@ async def serve_api(
             bound = urlsplit(binds[0]).port if binds else None
             if bound is None:
                 raise ServerStartError(f"cannot bind {host}:{port}: hypercorn reported no listening address")
-            LOGGER.info("REST API listening on %s", ", ".join(binds))
+            LISTENING.info("REST API listening on %s", ", ".join(binds))
             task_status.started(bound)
     except BaseExceptionGroup as group:
         # hypercorn's bind failure arrives as ExceptionGroup(ExceptionGroup(OSError)) (hypercorn's trio worker); callers

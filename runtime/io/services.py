@@ -8,6 +8,7 @@ engine without websocket rules never needs) and dropped when the engine stops.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, final
@@ -15,12 +16,15 @@ from typing import TYPE_CHECKING, final
 import trio
 
 from runtime.clock import Clock
-from runtime.config import SourceConf
+from runtime.config import Config, SourceConf
 from runtime.errors import EngineError
 from runtime.io.memory.bus import MemoryBus
 from runtime.io.sandbox import FileRoots
 from runtime.sql.values import EvalContext
-from runtime.store.keyed import KeyedStateStore
+from runtime.store.keyed import KEYED_STATE_FILE, KeyedStateStore
+
+FILES_DIR = "files"  # in the data dir: the default file root (basic.fileRoots)
+CONF_DIR = "conf"  # in the data dir: conf group changes made over REST, layered over etc/
 
 if TYPE_CHECKING:
     from runtime.io.websocket.pool import WsClientPool
@@ -75,6 +79,20 @@ class Services:
         "props",
         "source_conf",
     )
+
+    @classmethod
+    def for_daemon(cls, config: Config, etc_dir: Path, data_dir: Path) -> Services:
+        """The services of an engine run from ``etc_dir`` and ``data_dir``: keyed state, file roots and the conf
+        overlay in the data dir, props from ``OORT_PROPS_...`` variables."""
+        roots = [Path(root) for root in config.basic.file_roots] or [data_dir / FILES_DIR]
+        return cls(
+            source_conf=config.source,
+            etc_dir=etc_dir,
+            keyed_state=KeyedStateStore(data_dir / KEYED_STATE_FILE),
+            props=props_from_environ(os.environ),
+            file_roots=FileRoots(roots),
+            conf_overlay=data_dir / CONF_DIR,
+        )
 
     def __init__(
         self,

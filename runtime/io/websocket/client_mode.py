@@ -113,11 +113,11 @@ class ClientSink:
         self._path = path
         self._stack = AsyncExitStack()
         self._client: WsClient | None = None
+        self._first_write = True
 
     async def open(self) -> None:
-        """Join the shared connection; wait up to ``connectTimeout`` for it to come up (never fails for that).
-
-        Waiting a little spares the first messages of a freshly started rule an avoidable "not connected".
+        """Join the shared connection, without waiting for it: the rule starts at once and the connection's
+        progress shows in its status (a host that drops packets must not hold up rule creation).
 
         Raises:
           SinkError: the TLS files of the conf group cannot be loaded.
@@ -131,8 +131,6 @@ class ClientSink:
             )
         except SourceError as exc:
             raise SinkError(str(exc)) from exc
-        with trio.move_on_after(self._conf.connect_timeout):
-            await self._client.wait_connected()
 
     async def write(self, data: Row | list[Row]) -> None:
         """Send one message as one frame.
@@ -142,6 +140,12 @@ class ClientSink:
         """
         if self._client is None:
             raise SinkError(f"websocket {self._url} is not open")
+        if self._first_write:
+            # The first message waits up to connectTimeout for the connection a fresh rule is still making,
+            # instead of failing with an avoidable "not connected"; later ones do not wait.
+            self._first_write = False
+            with trio.move_on_after(self._conf.connect_timeout):
+                await self._client.wait_connected()
         payload = self._encode(data)
         await self._client.send(payload.decode() if self._text else payload)
 

@@ -268,7 +268,7 @@ class DataServer:
             raise
         self._run = run
         scheme = "wss" if context is not None else "ws"
-        self._logger.info(
+        logging.getLogger("oort.listening").info(  # shown at any log level (runtime/logsetup.py)
             "websocket data server %d listening on %s://%s:%d",
             run.generation,
             scheme,

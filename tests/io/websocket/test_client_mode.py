@@ -120,9 +120,9 @@ async def test_sink_sends_text_frames_and_fails_while_disconnected() -> None:
             sink = ClientSink(spec, conf, "/out")
             with pytest.raises(SinkError, match="is not open"):
                 await sink.write({"a": 1})
-            await sink.open()  # waits for the connection
+            await sink.open()  # does not wait for the connection (a rule starts at once) ...
+            await sink.write({"a": 1})  # ... its first message waits for it (up to connectTimeout)
             assert spec.ctx.connection.status == CONNECTED
-            await sink.write({"a": 1})
             await sink.write([{"a": 2}, {"a": 3}])
             await peer.wait_for(lambda: len(peer.received) == 2)
             assert peer.received == ['{"a":1}', '[{"a":2},{"a":3}]']  # text frames
