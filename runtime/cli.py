@@ -299,7 +299,8 @@ usage: oort serve [--etc DIR | --no-etc] [--data DIR] [--rest-host IP] [--rest-p
 
 serve runs the daemon; config show prints the settings it would run with, each with where it came from.
 
-  --etc DIR         the configuration folder holding oort.toml (default ./etc); it must exist
+  --etc DIR         the configuration folder holding oort.toml; it must exist. Default: ./etc when it
+                    holds oort.toml, else the defaults shipped with Oort (read only: changes go to DATA)
   --no-etc          run on the built-in defaults (no streams, rules or conf groups from etc/)
   --data DIR        the data folder: definitions, state, the API token (default ./data)
   --rest-host IP    basic.restIp          --rest-port N   basic.restPort (0: any free port)
@@ -316,14 +317,15 @@ def _serve_options(verb: str, args: list[str]) -> tuple[Path | None, Path, dict[
     """``--etc``/``--no-etc``/``--data`` and the setting flags of ``serve`` and ``config show``."""
     from runtime.config.overrides import SERVE_FLAGS  # lazily: the client verbs stay light
 
-    etc: Path | None = Path("etc")
+    etc: Path | None = None
+    etc_given = False
     data = Path("data")
     settings: dict[str, Any] = {}
     rest = list(args)
     while rest:
         flag, has_value, value = rest[0].partition("=")
         if flag == "--no-etc":
-            etc, rest = None, rest[1:]
+            etc, etc_given, rest = None, True, rest[1:]
             continue
         if flag not in ("--etc", "--data", *SERVE_FLAGS):
             raise CliUsageError(f"{verb}: unknown option {rest[0]}")
@@ -333,7 +335,7 @@ def _serve_options(verb: str, args: list[str]) -> tuple[Path | None, Path, dict[
             value, rest = rest[1], rest[1:]
         rest = rest[1:]
         if flag == "--etc":
-            etc = Path(value)
+            etc, etc_given = Path(value), True
         elif flag == "--data":
             data = Path(value)
         elif flag.endswith("-port"):
@@ -342,6 +344,10 @@ def _serve_options(verb: str, args: list[str]) -> tuple[Path | None, Path, dict[
             settings[SERVE_FLAGS[flag]] = int(value)
         else:
             settings[SERVE_FLAGS[flag]] = value
+    if not etc_given:  # ./etc of a checkout or a deployment, else the folder shipped with Oort
+        from runtime.config.load import shipped_etc
+
+        etc = Path("etc") if Path("etc", "oort.toml").is_file() else shipped_etc()
     return etc, data, settings
 
 

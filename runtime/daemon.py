@@ -74,6 +74,7 @@ def main(
     except OSError as exc:
         print(f"oort: cannot open the log file: {exc.strerror or exc} ({exc.filename})", file=sys.stderr)
         return 2
+    LOGGER.info("configuration from %s, data in %s", etc_dir if etc_dir is not None else "defaults", data_dir)
     _, threshold1, threshold2 = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD0, threshold1, threshold2)
     failures: list[BaseException] = []

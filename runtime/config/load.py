@@ -19,6 +19,14 @@ from runtime.errors import ConfigError
 CONFIG_FILE = "oort.toml"
 
 
+def shipped_etc() -> Path:
+    """The default configuration folder that comes with Oort: ``runtime/_etc`` in an installed wheel
+    (pyproject force-include), else the checkout's ``etc/``. ``oort serve`` without ``--etc`` uses it when the
+    working directory has no ``etc/oort.toml`` (a ``pipx install``); the daemon never writes to it."""
+    packaged = Path(__file__).resolve().parents[1] / "_etc"
+    return packaged if (packaged / CONFIG_FILE).is_file() else Path(__file__).resolve().parents[2] / "etc"
+
+
 def load_config(etc_dir: Path) -> Config:
     """Read ``etc_dir/oort.toml``; a missing file or section means defaults.
 
