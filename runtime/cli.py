@@ -21,11 +21,12 @@ from urllib.parse import quote, urlsplit
 from runtime.errors import CliFailure, CliUsageError
 
 DEFAULT_HOST: Final = "http://127.0.0.1:9081"
+HOST_ENV: Final = "OORT_HOST"  # the daemon's URL when --host is not given
 # Seconds per REST call; stopping a rule waits for its sinks, which the engine bounds well below this.
 TIMEOUT: Final = 60.0
 
 USAGE: Final = """\
-usage: oort [--host URL] [--data DIR] COMMAND ...
+usage: oort [--host URL] [--data DIR] COMMAND ...        oort --version        oort COMMAND --help
 
   serve [--etc DIR] [--data DIR] [...]              run the daemon (defaults: ./etc, ./data); serve --help
   config show [--etc DIR] [...]                     the daemon's settings and where each comes from
@@ -45,9 +46,14 @@ usage: oort [--host URL] [--data DIR] COMMAND ...
   replay --ddl DDL.sql --rule RULE.json --input EVENTS.jsonl [--clock-start MS]
                                                     run a rule offline on a mock clock; one JSON array per emission
 
+-f FILE: for a stream or table, the file holds the text after CREATE STREAM|TABLE, as in eKuiper
+(`demo (temp FLOAT) WITH (TYPE="memory", DATASOURCE="t")`); for a rule, the rule JSON.
+
 --json prints machine-readable JSON instead of tables (show rules).
 
---host defaults to http://127.0.0.1:9081 (the daemon's REST API). The API token is taken from OORT_TOKEN,
+Exit codes: 0 done, 1 the daemon refused or could not be reached (its message on stderr), 2 bad usage.
+
+--host (also after the command) defaults to $OORT_HOST, else http://127.0.0.1:9081 (the daemon's REST API). The API token is taken from OORT_TOKEN,
 else (for a daemon on this machine) from DIR/auth/token, DIR being --data (default ./data).
 """
 
@@ -411,20 +417,48 @@ def _replay(args: list[str]) -> int:
     return 0
 
 
+def _command_usage(verb: str) -> str:
+    """The lines of ``USAGE`` about ``verb``, or all of it when none are."""
+    lines = [
+        line for line in USAGE.splitlines() if line.strip().startswith(verb + " ") or f"| {verb} " in line
+    ]
+    if not lines:
+        return USAGE
+    return "usage:\n" + "\n".join(lines) + "\n\n" + USAGE.split("\n\n", 2)[-1]
+
+
+def _print(text: str) -> None:
+    """Print, quietly giving up when the reader went away (``oort show rules | head -1``)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit: point stdout at nothing first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _global_options(args: list[str]) -> tuple[str, str, list[str]]:
-    """``--host URL`` and ``--data DIR`` before the command: the daemon's URL, its data dir, the rest."""
-    options = {"--host": DEFAULT_HOST, "--data": "data"}
-    while args and args[0].partition("=")[0] in options:
-        flag, _, value = args[0].partition("=")
-        if not value:
-            if len(args) < 2:
-                raise CliUsageError(f"{flag} needs {'a URL' if flag == '--host' else 'a directory'}")
-            value, args = args[1], args[1:]
-        options[flag], args = value, args[1:]
+    """``--host URL`` and ``--data DIR``, before the command or (for the client verbs) anywhere after it: the
+    daemon's URL (default ``OORT_HOST``, else the local one), its data dir, and the other arguments."""
+    options = {"--host": os.environ.get(HOST_ENV) or DEFAULT_HOST, "--data": "data"}
+    rest: list[str] = []
+    anywhere = False  # once the command is known: serve, config and replay have a --data of their own
+    while args:
+        flag, has_value, value = args[0].partition("=")
+        if flag in options and (not rest or anywhere):
+            if not has_value:
+                if len(args) < 2:
+                    raise CliUsageError(f"{flag} needs {'a URL' if flag == '--host' else 'a directory'}")
+                value, args = args[1], args[1:]
+            options[flag], args = value, args[1:]
+            continue
+        if not rest:
+            anywhere = args[0] not in ("serve", "config", "replay")
+        rest.append(args[0])
+        args = args[1:]
     host = options["--host"]
     if "://" not in host:
         host = "http://" + host
-    return host, options["--data"], args
+    return host, options["--data"], rest
 
 
 def _token(host: str, data_dir: str) -> str | None:
@@ -450,6 +484,16 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         host, data_dir, args = _global_options(args)
+        if args[:1] in (["--version"], ["version"]):
+            from runtime.config import VERSION
+
+            _print(f"oort {VERSION}")
+            return 0
+        if args[:1] == ["help"] and len(args) > 1:
+            args = [args[1], "--help"]
+        if len(args) > 1 and args[0] not in ("serve", "config") and args[-1] in ("-h", "--help"):
+            _print(_command_usage(args[0]).rstrip("\n"))
+            return 0
         if not args or args[0] in ("-h", "--help", "help"):
             print(USAGE, end="", file=sys.stdout if args else sys.stderr)
             return 0 if args else 2
@@ -484,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             raise CliUsageError(f"unknown command {args[0]!r}")
         output = command(client, args)
         if output:
-            print(output)
+            _print(output)
     except CliUsageError as exc:
         print(f"oort: {exc}\n\n{USAGE}", end="", file=sys.stderr)
         return 2

@@ -120,3 +120,30 @@ async def test_connection_refused_names_the_host_and_usage_errors() -> None:
         assert code == 2 and "unknown option --bogus" in err
         code, out, _ = await _oort("http://127.0.0.1:1", "--help")
         assert code == 0 and out.startswith("usage: oort")
+
+
+async def test_version_command_help_oort_host_anywhere_and_a_closed_pipe(tmp_path: Path) -> None:
+    code, out, _ = await _oort("http://127.0.0.1:1", "--version")
+    assert code == 0 and out.startswith("oort ")
+    code, out, _ = await _oort("http://127.0.0.1:1", "drop", "--help")
+    assert code == 0 and "drop stream NAME" in out and "create rule" not in out
+    # The host from OORT_HOST, and --host after the command wins over it.
+    result = await trio.run_process(
+        [sys.executable, "-m", "runtime", "show", "streams", "--host", "http://127.0.0.1:1"],
+        env={**os.environ, "OORT_HOST": "http://127.0.0.1:2"},
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 1 and b"127.0.0.1:1" in result.stderr
+    # Output into a pipe whose reader has gone: no traceback, as `oort --help | head -1` would leave.
+    script = (
+        "import os, sys\n"
+        "r, w = os.pipe()\n"
+        "os.close(r)\n"
+        "os.dup2(w, 1)\n"
+        "from runtime.cli import main\n"
+        "sys.exit(main(['--version']))\n"
+    )
+    result = await trio.run_process([sys.executable, "-c", script], capture_stderr=True, check=False)
+    assert b"Traceback" not in result.stderr and b"BrokenPipe" not in result.stderr, result.stderr
