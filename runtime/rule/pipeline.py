@@ -43,6 +43,24 @@ LOGGER = logging.getLogger("oort.rule")
 """What a sink receives at once: the rows of one emission, or an error (``sendError``)."""
 
 SINK_CLOSE_TIMEOUT = 2.0  # seconds a sink may take to flush and close when the rule stops
+SLOW_CLOSE = 0.5  # seconds after which a closing sink is named in the log (what a stop waits for)
+
+
+async def _close_sink(sink: Sink, label: str) -> None:
+    """Flush and close ``sink``, shielded from the rule's cancellation and bounded by ``SINK_CLOSE_TIMEOUT``;
+    a close that takes longer than ``SLOW_CLOSE`` says what the stop is waiting for."""
+    with trio.CancelScope(shield=True), trio.move_on_after(SINK_CLOSE_TIMEOUT) as bound:
+        async with trio.open_nursery() as nursery:
+
+            async def notice() -> None:
+                await trio.sleep(SLOW_CLOSE)
+                LOGGER.info("waiting up to %g s for %s to flush and close", SINK_CLOSE_TIMEOUT, label)
+
+            nursery.start_soon(notice)
+            await sink.aclose()
+            nursery.cancel_scope.cancel()
+    if bound.cancelled_caught:
+        LOGGER.warning("%s did not close within %g s; left behind", label, SINK_CLOSE_TIMEOUT)
 
 
 def _channel_len(recv: trio.MemoryReceiveChannel[Any]) -> Callable[[], int]:
@@ -247,8 +265,7 @@ async def _run_sink(
                 metrics.process_latency_us = int((trio.current_time() - started) * 1e6)
                 metrics.last_invocation = clock.now_ms()
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(SINK_CLOSE_TIMEOUT):
-            await sink.aclose()
+        await _close_sink(sink, metrics.name)
 
 
 @final
@@ -312,8 +329,7 @@ async def _hold_sink(
         task_status.started()
         await closed.wait()
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(SINK_CLOSE_TIMEOUT):
-            await sink.aclose()
+        await _close_sink(sink, f"sink {type(sink).__name__}")
 
 
 def check_connectors(plan: RulePlan, env: RuleEnv, ctx: IoContext) -> None:
