@@ -556,3 +556,10 @@ def test_conf_groups_parse_is_reused_until_the_file_changes(tmp_path: Path) -> N
     assert load_conf_groups(tmp_path, "sources", "mqtt") == {"default": {"qos": 0}}
     path.unlink()
     assert load_conf_groups(tmp_path, "sources", "mqtt") == {}
+
+
+@pytest.mark.parametrize("key", ["fileRoots", "allowedOrigins", "allowedHosts"])
+def test_a_list_setting_given_one_string_is_refused(key: str) -> None:
+    # cattrs would iterate the string: fileRoots = "/srv/x" would make "/" a file root.
+    with pytest.raises(ConfigError, match=rf"basic\.{key}: expected a list of strings, got str"):
+        parse_config(f'[basic]\n{key} = "/srv/x"\n')

@@ -98,6 +98,15 @@ def _make_converter() -> cattrs.Converter:
     for scalar in (int, float, bool, str):
         conv.register_structure_hook(scalar, _strict(scalar))
 
+    # A list setting given one string must be an error: cattrs would iterate the string, and
+    # fileRoots = "/srv/x" would become the roots ("/", "s", ...), the first of them the whole disk.
+    def strings(value: Any, _: Any) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise ConfigProblem(f"expected a list of strings, got {describe(value)}")
+        return tuple(_strict(str)(item, str) for item in value)
+
+    conv.register_structure_hook_func(lambda cl: cl == tuple[str, ...], strings)
+
     def structure_factory(cl: type) -> Callable[[Any, Any], Any]:
         attrs.resolve_types(cl)
         overrides: dict[str, Any] = {}
