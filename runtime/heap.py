@@ -80,6 +80,10 @@ class ByteBudget:
         self._peak = max(self._peak, self.used)
 
     def release(self, amount: int) -> None:
+        """Give back ``amount`` bytes (a negative amount takes them, as ``take``)."""
+        if amount < 0:
+            self.take(-amount)
+            return
         self.used -= amount
         if amount:
             self._lot.unpark_all()

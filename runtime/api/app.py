@@ -268,9 +268,11 @@ class RestApp:
         try:
             with trio.move_on_after(self._body_timeout):
                 while True:
-                    # Room for the body so far and one more chunk (hypercorn hands over at most 64 KiB).
-                    await budget.acquire(CHUNK_ROOM, holding=reserved)
-                    reserved += CHUNK_ROOM
+                    if reserved:
+                        # Room for the body so far and one more chunk (hypercorn hands over at most 64 KiB);
+                        # a request holding nothing reserves nothing while it waits for its first chunk.
+                        await budget.acquire(CHUNK_ROOM, holding=reserved)
+                        reserved += CHUNK_ROOM
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         return None

@@ -239,12 +239,20 @@ class Wire:
     async def _read_more(self) -> bytes:
         if self._budget is None:
             return bytes(await self._stream.receive_some(READ_SIZE))
-        with trio.move_on_after(BUDGET_WAIT) as waited:
-            await self._reserve(self._size + self._done_bytes + READ_SIZE, wait=True)
-        if waited.cancelled_caught:
-            raise PeerTooSlow(1013, "the server is busy: no room to read more (1013)")
+        holding = self._size + self._done_bytes
+        if holding:
+            # Assembling a message: room for one more read first (this is where backpressure applies).
+            with trio.move_on_after(BUDGET_WAIT) as waited:
+                await self._reserve(holding + READ_SIZE, wait=True)
+            if waited.cancelled_caught:
+                raise PeerTooSlow(1013, "the server is busy: no room to read more (1013)")
         with trio.move_on_after(PARTIAL_IDLE if self._size else math.inf):
-            return bytes(await self._stream.receive_some(READ_SIZE))
+            data = bytes(await self._stream.receive_some(READ_SIZE))
+            if not holding:
+                # An idle connection reserves nothing while it waits (a thousand of them would otherwise
+                # fill the budget doing nothing); what it read is charged now, without waiting.
+                await self._reserve(len(data), wait=False)
+            return data
         raise PeerTooSlow(1008, f"a message stalled half-received for {PARTIAL_IDLE:g} s (1008)")
 
     async def _reserve(self, amount: int, *, wait: bool) -> None:
