@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import platform
 import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -20,7 +18,7 @@ import attrs
 import trio
 
 from runtime.clock import Clock
-from runtime.config import VERSION, Config
+from runtime.config import Config
 from runtime.errors import EngineError, NotFoundError, RuleError, StreamError
 from runtime.io.contract import IoContext
 from runtime.io.memory.bus import Published
@@ -83,8 +81,9 @@ class Engine:
         self._clock = clock
         self._random = random.Random(seed)
         self._rules: dict[str, RuleState] = {}
+        self._locks: dict[str, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
-        self._started_at = 0
+        self.started_at = 0
         self._query_seq = 0
         self.shutdown_requested = trio.Event()  # set by REST ``/stop``; the daemon then shuts down
         self.loop_lag = LoopLag()  # event-loop lag for /metrics; the daemon runs its probe
@@ -110,7 +109,7 @@ class Engine:
         """
         if self._clock is None:
             self._clock = Clock()
-        self._started_at = self._clock.now_ms()
+        self.started_at = self._clock.now_ms()
         self.catalog.load(self.config.rule)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -133,15 +132,6 @@ class Engine:
             finally:
                 self._nursery = None
                 self.services.attach(None)
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "version": VERSION,
-            "os": platform.system().lower(),
-            "arch": platform.machine(),
-            "upTimeSeconds": (self.clock.now_ms() - self._started_at) // 1000,
-            "cpuCores": os.cpu_count(),
-        }
 
     # ------------------------------------------------------------------ streams and tables
 
@@ -252,42 +242,49 @@ class Engine:
                 rule_id,
             )
         plan = self._plan(rule)  # fails before the old rule is touched
-        self._persist(rule)  # so does saving it: the old rule keeps running
-        was_active = old.active
-        await self._stop(old)
-        state = RuleState(rule, _plan_sources(plan))
-        self._rules[rule_id] = state
-        if rule.triggered or was_active:
-            await self._start(state, plan)
+        async with self._lock(rule_id):
+            old = self._rules.get(rule_id, old)
+            self._persist(rule)  # so does saving it: the old rule keeps running
+            was_active = old.active
+            # Every request from now on sees the new rule (a tag set meanwhile must not save the old one).
+            state = self._rules[rule_id] = RuleState(rule, _plan_sources(plan))
+            await self._stop(old)
+            if rule.triggered or was_active:
+                await self._start(state, plan)
         return f"Rule {rule_id} was updated successfully."
 
     async def delete_rule(self, rule_id: str) -> str:
-        state = self._rules.get(rule_id)
-        if state is None:
-            raise NotFoundError(f"rule {rule_id} not found")
-        self.catalog.remove_rule(rule_id)  # first: a rule that cannot be removed keeps running
-        await self._stop(state)
-        del self._rules[rule_id]
+        async with self._lock(rule_id):
+            state = self._rules.get(rule_id)
+            if state is None:
+                raise NotFoundError(f"rule {rule_id} not found")
+            self.catalog.remove_rule(rule_id)  # first: a rule that cannot be removed keeps running
+            del self._rules[rule_id]  # before the stop's wait: nothing may save it again meanwhile
+            await self._stop(state)
+        self._locks.pop(rule_id, None)
         return f"Rule {rule_id} is dropped."
 
     async def start_rule(self, rule_id: str) -> str:
-        state = self._state(rule_id)
-        self._set_triggered(state, True)
-        if not state.active:
-            await self._start(state)
+        async with self._lock(rule_id):
+            state = self._state(rule_id)
+            self._set_triggered(state, True)
+            if not state.active:
+                await self._start(state)
         return f"Rule {rule_id} was started"
 
     async def stop_rule(self, rule_id: str) -> str:
-        state = self._state(rule_id)
-        self._set_triggered(state, False)
-        await self._stop(state)
+        async with self._lock(rule_id):
+            state = self._state(rule_id)
+            self._set_triggered(state, False)
+            await self._stop(state)
         return f"Rule {rule_id} was stopped."
 
     async def restart_rule(self, rule_id: str) -> str:
-        state = self._state(rule_id)
-        self._set_triggered(state, True)
-        await self._stop(state)
-        await self._start(state)
+        async with self._lock(rule_id):
+            state = self._state(rule_id)
+            self._set_triggered(state, True)
+            await self._stop(state)
+            await self._start(state)
         return f"Rule {rule_id} was restarted"
 
     def rule_status(self, rule_id: str) -> dict[str, Any]:
@@ -421,6 +418,10 @@ class Engine:
         if state is None:
             raise NotFoundError(f"Rule {rule_id} is not found in registry, please check if it is created")
         return state
+
+    def _lock(self, rule_id: str) -> trio.Lock:
+        """One change at a time per rule: a stop, start, update or delete waits for the one in progress."""
+        return self._locks.setdefault(rule_id, trio.Lock())
 
     def _persist(self, rule: RuleDef) -> None:
         if not rule.temp:

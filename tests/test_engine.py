@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from runtime.engine import Engine
-from runtime.errors import SinkError, StreamError
+from runtime.errors import NotFoundError, SinkError, StreamError
 from runtime.io.contract import Sink, SinkSpec
 from runtime.io.registry import Registry
 from runtime.model import Row
@@ -117,3 +117,47 @@ async def test_a_rule_reads_the_streams_of_its_plan(engine: Engine) -> None:
     assert engine.rule_sources("r1") == ("s",)
     with pytest.raises(StreamError, match="referenced"):
         await engine.drop_stream("stream", "s")
+
+
+class _SlowToCloseSink:
+    """A sink whose close waits for the test: the stop of its rule stays in progress until then."""
+
+    def __init__(self, release: trio.Event) -> None:
+        self._release = release
+
+    async def open(self) -> None:
+        pass
+
+    async def write(self, data: Row | list[Row]) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        await self._release.wait()
+
+
+async def test_a_change_during_a_delete_or_update_cannot_bring_the_old_rule_back(
+    engine: Engine, registry: Registry
+) -> None:
+    release = trio.Event()
+    registry.register_sink("slowclose", lambda spec: _SlowToCloseSink(release))
+    engine.create_stream("stream", 'CREATE STREAM s (v BIGINT) WITH (TYPE="memory", DATASOURCE="t/s")')
+    rule = {"id": "r", "sql": "SELECT v FROM s", "actions": [{"slowclose": {}}]}
+    await engine.create_rule(rule)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(engine.delete_rule, "r")
+            await trio.testing.wait_all_tasks_blocked()  # the delete waits for the sink to close
+            with pytest.raises(NotFoundError):
+                engine.set_tags("r", ["x"])  # the rule is already gone: nothing can save it again
+            release.set()
+        assert "r" not in engine.catalog.rules and not (engine.data_dir / "rules" / "r.json").exists()
+
+        release = trio.Event()
+        await engine.create_rule(rule)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(engine.update_rule, "r", {**rule, "sql": "SELECT v * 2 AS w FROM s"})
+            await trio.testing.wait_all_tasks_blocked()  # the update waits for the old run's sink
+            engine.set_tags("r", ["y"])  # lands on the new definition, on disk too
+            release.set()
+    assert engine.catalog.rules["r"].sql == "SELECT v * 2 AS w FROM s"
+    assert engine.catalog.rules["r"].tags == ("y",)

@@ -8,6 +8,8 @@ prefix and picks the code and status (404 for code 1002, else 400), quirks inclu
 from __future__ import annotations
 
 import functools
+import os
+import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final, final
@@ -20,6 +22,7 @@ from runtime.api.app import HttpError, Request, Response, RestApp, Router, json_
 from runtime.api.auth import Guard
 from runtime.api.manage_routes import add_manage_routes
 from runtime.api.openapi import openapi_document
+from runtime.config import VERSION
 from runtime.engine import Engine
 from runtime.errors import EngineError, NotFoundError, RuleError, StorageError, StreamError
 
@@ -150,7 +153,7 @@ class _Handlers:
 
     async def info(self, req: Request) -> Response:
         with _mapped("info"):
-            return json_body(self._engine.info())
+            return json_body(_info(self._engine))
 
     async def list_streams(self, req: Request, *, kind: str) -> Response:
         with _mapped("stream.list", kind):
@@ -269,3 +272,14 @@ def make_app(engine: Engine, guard: Guard | None = None) -> RestApp:
     return RestApp(
         build_router(engine), guard=guard, body_timeout=engine.config.basic.rest_body_timeout / 1000
     )
+
+
+def _info(engine: Engine) -> dict[str, Any]:
+    """``GET /``: eKuiper's info object."""
+    return {
+        "version": VERSION,
+        "os": platform.system().lower(),
+        "arch": platform.machine(),
+        "upTimeSeconds": (engine.clock.now_ms() - engine.started_at) // 1000,
+        "cpuCores": os.cpu_count(),
+    }
