@@ -22,17 +22,19 @@ _WHITESPACE = b" \t\r\n"
 
 
 def _last_line(file: BinaryIO, stop: int) -> tuple[int, bytes]:
-    """Where the last line of ``file[:stop]`` starts, and that line (read backwards in ``_TAIL`` chunks)."""
-    pos, tail = stop, b""
+    """Where the last line of ``file[:stop]`` starts, and that line: found by reading ``_TAIL`` chunks backwards
+    (each read once: linear in the distance to the newline), then read in one piece."""
+    start, pos = 0, stop
     while pos > 0:
         step = min(_TAIL, pos)
         pos -= step
         file.seek(pos)
-        tail = file.read(step) + tail
-        cut = tail.rfind(b"\n")
+        cut = file.read(step).rfind(b"\n")
         if cut >= 0:
-            return pos + cut + 1, tail[cut + 1 :]
-    return 0, tail
+            start = pos + cut + 1
+            break
+    file.seek(start)
+    return start, file.read(stop - start)
 
 
 def _whole_value(text: bytes) -> bool:
@@ -178,6 +180,12 @@ class FileSink:
         if file.read(1) == b"\n":
             return end
         start, cut = _last_line(file, end)
+        if start == 0 and (len(cut) > _TAIL * 16 or cut.lstrip()[:1] not in (b"{", b"[")):
+            # No complete line at all, and not the start of a JSON message: not this sink's output cut by a
+            # crash but someone else's file. Appending would corrupt it, truncating would destroy it.
+            raise SinkError(
+                f"{self._where}: {self._path} does not end with a newline and is no output of this sink"
+            )
         self._ctx.logger.warning(
             "%s: dropped a cut last line of %d bytes in %s", self._where, len(cut), self._path
         )

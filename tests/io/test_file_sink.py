@@ -63,6 +63,16 @@ async def test_a_line_cut_by_a_crash_is_dropped_on_reopen(tmp_path: Path) -> Non
     assert path.read_bytes() == b'{"run":3}\n'
 
 
+async def test_a_foreign_file_without_a_last_newline_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    for content in (b"hello", b"a" * (8 * 1024 * 1024)):  # not JSON, no newline: not ours
+        path.write_bytes(content)
+        sink = _sink({"path": str(path), "fileType": "lines"})
+        with pytest.raises(SinkError, match="does not end with a newline and is no output of this sink"):
+            await sink.open()
+        assert path.read_bytes() == content
+
+
 async def test_json_file_is_one_array(tmp_path: Path) -> None:
     path = tmp_path / "out.json"
     sink = _sink({"path": str(path), "fileType": "json"})
