@@ -159,10 +159,15 @@ def save_conf_group(
     load_conf_groups(etc_dir, kind, type_name, overlay)  # the files as they are must be sound
     path, label = _conf_file(target, kind, type_name)
     groups = _load_file(path, label)
+    before = dict(groups)
     groups[key] = prune_none(dict(props))
     _write_conf_groups(target, kind, type_name, groups)
     if overlay is not None:
-        _set_removed(path, _removed(path) - {key})
+        try:
+            _set_removed(path, _removed(path) - {key})
+        except StorageError:
+            _write_conf_groups(target, kind, type_name, before)  # all or nothing
+            raise
 
 
 def delete_conf_group(

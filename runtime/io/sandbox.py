@@ -6,8 +6,9 @@ read ``/etc/passwd`` as the daemon's user. The daemon therefore confines every s
 
 * a relative path is taken inside the first root;
 * the path is resolved, symlinks included, before it is compared, so ``../`` and links out of a root are refused;
-* only regular files are opened (a FIFO would block the daemon, ``/dev/zero`` would fill its memory), and the
-  final component is opened with ``O_NOFOLLOW`` so a link swapped in after the check is refused too;
+* only regular files are opened (a FIFO would block the daemon, ``/dev/zero`` would fill its memory), the
+  final component is opened with ``O_NOFOLLOW`` so a link swapped in after the check is refused too, and the
+  opened file's real place (``/proc/self/fd``) is checked again, which catches a folder swapped for a link;
 * reads stop at a size cap instead of loading whatever the file holds.
 
 Paths are checked when a rule is created (a 400 naming the path and the rule) and again at every open, since
@@ -91,6 +92,7 @@ class FileRoots:
         except OSError as exc:
             raise SandboxError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
         with os.fdopen(fd, "rb") as file:
+            self._check_opened(fd, path)
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):  # swapped for a FIFO or device after ``place``
                 raise SandboxError(f"path {str(path)!r} is not a regular file")
@@ -114,7 +116,23 @@ class FileRoots:
         real.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(real, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o644)
         file = os.fdopen(fd, "r+b")
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            self._check_opened(fd, path)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SandboxError(f"path {str(path)!r} is not a regular file")
+        except BaseException:
             file.close()
-            raise SandboxError(f"path {str(path)!r} is not a regular file")
+            raise
         return file
+
+    def _check_opened(self, fd: int, path: str | Path) -> None:
+        """Where the open file really is (Linux names it in /proc): a folder on the way swapped for a link
+        after ``place`` checked the path would show here, as O_NOFOLLOW only guards the last component."""
+        if self.roots is None:
+            return
+        try:
+            opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            return  # no /proc (not Linux): the check at place() stands alone
+        if not any(opened.is_relative_to(root) for root in self.roots):
+            raise SandboxError(f"path {str(path)!r} is outside the file roots ({self.describe()})")

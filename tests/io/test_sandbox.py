@@ -70,6 +70,25 @@ def test_open_for_update_creates_folders_and_refuses_a_link_at_the_end(
     assert (tmp_path / "a" / "new" / "dir" / "f.txt").read_bytes() == b"hi"
     with pytest.raises(SandboxError, match="not a regular file"):
         roots.open_for_update(tmp_path / "a" / "new")
+    (tmp_path / "a" / "link").symlink_to(tmp_path / "a" / "new" / "dir" / "f.txt")  # inside, but a link
+    real = roots.place("link")
+    assert real == tmp_path / "a" / "new" / "dir" / "f.txt"  # place resolves it; opening "link" itself...
+    with pytest.raises(OSError):  # ... with O_NOFOLLOW refuses the link at the last component
+        os.open(tmp_path / "a" / "link", os.O_RDONLY | os.O_NOFOLLOW)
+
+
+def test_a_folder_swapped_for_a_link_after_the_check_is_caught_at_open(
+    roots: FileRoots, tmp_path: Path
+) -> None:
+    (tmp_path / "a" / "sub").mkdir()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "f.txt").write_bytes(b"secret")
+    checked = roots.place("sub/f.txt")  # the check passes: sub/ is a folder inside the root
+    (tmp_path / "a" / "sub").rmdir()
+    (tmp_path / "a" / "sub").symlink_to(tmp_path / "outside")  # swapped before the open
+    for attempt in (roots.read, roots.open_for_update):
+        with pytest.raises(SandboxError, match="outside the file roots"):
+            attempt(checked)
 
 
 def test_anywhere_keeps_the_file_checks() -> None:
@@ -79,3 +98,20 @@ def test_anywhere_keeps_the_file_checks() -> None:
         anywhere.read("/dev/zero")
     with pytest.raises(ValueError, match="at least one root"):
         FileRoots([])
+
+
+def test_the_opened_file_is_checked_where_it_really_is(roots: FileRoots, tmp_path: Path) -> None:
+    # The last line of defence for a swap between the check and the open, within one call: the file the
+    # descriptor really refers to must be inside a root.
+    (tmp_path / "outside.txt").write_bytes(b"x")
+    fd = os.open(tmp_path / "outside.txt", os.O_RDONLY)
+    try:
+        with pytest.raises(SandboxError, match="outside the file roots"):
+            roots._check_opened(fd, "inside.txt")
+    finally:
+        os.close(fd)
+    fd = os.open(tmp_path / "a", os.O_RDONLY)
+    try:
+        roots._check_opened(fd, "a")  # inside: no error
+    finally:
+        os.close(fd)
