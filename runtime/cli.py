@@ -1,61 +1,35 @@
 """The ``oort`` command: ``serve`` runs the daemon; eKuiper's CLI verbs talk to a running daemon over REST.
 
 The verbs keep ``bin/kuiper``'s syntax (eKuiper docs api/cli/overview.md; quoting as in
-sqls/lexical_elements.md): ``create stream demo '(...) WITH (...)'``
-joins the words after the program name with single spaces and sends the text as DDL.
+sqls/lexical_elements.md): ``create stream demo '(...) WITH (...)'`` joins the words after ``create`` with
+single spaces and sends the text as DDL. The grammar is argparse's (``runtime.cli_verbs``), which gives each
+verb its ``--help`` and ``oort completion`` its script; this module runs what was parsed.
+
+The engine is imported only by the verbs that run it (``serve``, ``config show``, ``replay``): the others
+are a REST call, and ``oort --help`` or ``oort show rules`` must not pay for importing it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
+from runtime.cli_output import pretty, print_out, table, terminal_width
+from runtime.cli_parser import DEFAULT_HOST, HOST_ENV, PROG, Parser, UsageError
+from runtime.cli_verbs import build_parser
 from runtime.errors import CliFailure, CliUsageError
 
-DEFAULT_HOST: Final = "http://127.0.0.1:9081"
-HOST_ENV: Final = "OORT_HOST"  # the daemon's URL when --host is not given
 # Seconds per REST call; stopping a rule waits for its sinks, which the engine bounds well below this.
 TIMEOUT: Final = 60.0
-
-USAGE: Final = """\
-usage: oort [--host URL] [--data DIR] COMMAND ...        oort --version        oort COMMAND --help
-
-  serve [--etc DIR] [--data DIR] [...]              run the daemon (defaults: ./etc, ./data); serve --help
-  config show [--etc DIR] [...]                     the daemon's settings and where each comes from
-  create stream NAME '<fields> WITH (...)'          create stream -f FILE
-  create table NAME '<fields> WITH (...)'           create table -f FILE
-  create rule ID '<rule json>'                      create rule ID -f FILE
-  show streams | show tables | show rules
-  describe stream NAME | describe table NAME        describe rule ID
-  drop stream NAME [-force] | drop table NAME [-force] | drop rule ID
-  start rule ID | stop rule ID | restart rule ID
-  getstatus rule ID | gettopo rule ID
-  validate rule ID '<rule json>'                    validate rule ID -f FILE
-  import ruleset -f FILE                            export ruleset FILE
-  create confkey sources|sinks TYPE KEY '<json>'    show confkeys sources|sinks TYPE
-  drop confkey sources|sinks TYPE KEY
-  query                                             interactive: each line is a SELECT run until Ctrl-C
-  replay --ddl DDL.sql --rule RULE.json --input EVENTS.jsonl [--clock-start MS]
-                                                    run a rule offline on a mock clock; one JSON array per emission
-
--f FILE: for a stream or table, the file holds the text after CREATE STREAM|TABLE, as in eKuiper
-(`demo (temp FLOAT) WITH (TYPE="memory", DATASOURCE="t")`); for a rule, the rule JSON.
-
---json prints machine-readable JSON instead of tables (show rules).
-
-Exit codes: 0 done, 1 the daemon refused or could not be reached (its message on stderr), 2 bad usage.
-
---host (also after the command) defaults to $OORT_HOST, else http://127.0.0.1:9081 (the daemon's REST API). The API token is taken from OORT_TOKEN,
-else (for a daemon on this machine) from DIR/auth/token, DIR being --data (default ./data).
-"""
 
 
 class _Client:
@@ -121,13 +95,9 @@ def _error_message(body: bytes, status: int) -> str:
     return body.decode("utf-8", "replace").strip() or f"HTTP {status}"
 
 
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def _read(path: str) -> str:
+def _read(path: Path) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise CliFailure(f"cannot read {path}: {exc.strerror or exc}") from exc
 
@@ -136,146 +106,125 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _create(client: _Client, args: list[str]) -> str:
-    match args:
-        case ["create", ("stream" | "table") as kind, "-f", file]:
-            sql = f"CREATE {kind.upper()} {_read(file)}"
-        case ["create", ("stream" | "table") as kind, _, *_]:
-            sql = " ".join(args)  # kuiper sends the words as one statement; the quotes were for the shell
-        case ["create", "rule", rule_id, "-f", file]:
-            return _create_rule(client, rule_id, _read(file))
-        case ["create", "rule", rule_id, first, *rest]:
-            return _create_rule(client, rule_id, " ".join([first, *rest]))
-        case _:
-            raise CliUsageError(
-                "create stream|table NAME '<definition>' | create rule ID '<json>' (or -f FILE)"
-            )
+def _text(args: argparse.Namespace) -> str:
+    """The definition given as kuiper's words after the name or id, or in the file of ``-f``."""
+    if args.file is not None:
+        if args.words:
+            raise CliUsageError("give the definition or -f FILE, not both")
+        return _read(args.file)
+    if not args.words:
+        raise CliUsageError("the definition is missing: give it after the id, or -f FILE")
+    return " ".join(args.words)  # kuiper sends the words as one text; the quotes were for the shell
+
+
+def _create_ddl(client: _Client, args: argparse.Namespace) -> str:
+    kind = args.command.split()[1]
+    if args.file is not None and args.name is None and not args.words:
+        sql = f"CREATE {kind.upper()} {_read(args.file)}"
+    elif args.file is None and args.name is not None:
+        sql = " ".join(["create", kind, args.name, *args.words])
+    else:
+        raise CliUsageError("expected create stream|table NAME '<definition>' or create stream|table -f FILE")
     return client.text("POST", f"/{kind}s", {"sql": sql})
 
 
-def _create_rule(client: _Client, rule_id: str, text: str) -> str:
+def _create_rule(client: _Client, args: argparse.Namespace) -> str:
+    text = _text(args)
     try:
         doc = json.loads(text)
     except ValueError:
         doc = None  # sent as is: the server answers "invalid rule json: ..."
     if isinstance(doc, dict):
-        doc.setdefault("id", rule_id)
+        doc.setdefault("id", args.name)
         raw = json.dumps(doc).encode("utf-8")
     else:
         raw = text.encode("utf-8")
     reply = client.text("POST", "/rules", raw=raw)
-    return (
-        f"{reply.removesuffix('.')}, please use 'oort getstatus rule {rule_id}' command to get rule status."
-    )
+    return f"{reply.removesuffix('.')}, please use '{PROG} getstatus rule {args.name}' command to get rule status."
 
 
-def _show(client: _Client, args: list[str]) -> str:
-    match args:
-        case ["show", ("streams" | "tables") as plural]:
-            names = client.json("GET", f"/{plural}")
-            return "\n".join(names) if names else f"No {plural[:-1]} definitions are found."
-        case ["show", "rules"]:
-            rules = client.json("GET", "/rules")
-            if client.as_json:
-                return _pretty(rules)
-            return _table(rules) if rules else "No rule definitions are found."
-        case _:
-            raise CliUsageError("show streams | show tables | show rules")
+def _show_names(client: _Client, args: argparse.Namespace) -> str:
+    plural = args.command.split()[1]
+    names = client.json("GET", f"/{plural}")
+    if client.as_json:
+        return pretty(names)
+    return "\n".join(names) if names else f"No {plural[:-1]} definitions are found."
 
 
-def _table(rules: list[dict[str, Any]]) -> str:
-    rows = [("ID", "STATUS", "TAGS")] + [(r["id"], r["status"], ",".join(r.get("tags") or [])) for r in rules]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows)
+def _show_rules(client: _Client, args: argparse.Namespace) -> str:
+    rules = client.json("GET", "/rules")
+    if client.as_json:
+        return pretty(rules)  # whole, whatever the terminal: a program reads it
+    if not rules:
+        return "No rule definitions are found."
+    rows = [(r["id"], r["status"], ",".join(r.get("tags") or [])) for r in rules]
+    return table(("ID", "STATUS", "TAGS"), rows, terminal_width())
 
 
-def _describe(client: _Client, args: list[str]) -> str:
-    match args:
-        case ["describe", ("stream" | "table") as kind, name]:
-            return _pretty(client.json("GET", f"/{kind}s/{_segment(name)}"))
-        case ["describe", "rule", rule_id]:
-            return _pretty(client.json("GET", f"/rules/{_segment(rule_id)}"))
-        case _:
-            raise CliUsageError("describe stream|table NAME | describe rule ID")
+def _describe(client: _Client, args: argparse.Namespace) -> str:
+    kind = args.command.split()[1]
+    return pretty(client.json("GET", f"/{kind}s/{_segment(args.name)}"))
 
 
-def _drop(client: _Client, args: list[str]) -> str:
-    match args:
-        case ["drop", ("stream" | "table") as kind, name, *flags] if set(flags) <= {"-force", "--force"}:
-            query = "?force=true" if flags else ""
-            return client.text("DELETE", f"/{kind}s/{_segment(name)}{query}")
-        case ["drop", "rule", rule_id]:
-            return client.text("DELETE", f"/rules/{_segment(rule_id)}")
-        case _:
-            raise CliUsageError("drop stream|table NAME [-force] | drop rule ID")
+def _drop(client: _Client, args: argparse.Namespace) -> str:
+    kind = args.command.split()[1]
+    query = "?force=true" if getattr(args, "force", False) else ""
+    return client.text("DELETE", f"/{kind}s/{_segment(args.name)}{query}")
 
 
-def _rule_action(client: _Client, args: list[str]) -> str:
-    match args:
-        case [("start" | "stop" | "restart") as verb, "rule", rule_id]:
-            return client.text("POST", f"/rules/{_segment(rule_id)}/{verb}")
-        case ["getstatus", "rule", rule_id]:
-            return client.text("GET", f"/rules/{_segment(rule_id)}/status")
-        case ["gettopo", "rule", rule_id]:
-            return _pretty(client.json("GET", f"/rules/{_segment(rule_id)}/topo"))
-        case _:
-            raise CliUsageError("start|stop|restart|getstatus|gettopo rule ID")
+def _rule_action(client: _Client, args: argparse.Namespace) -> str:
+    verb, path = args.command.split()[0], f"/rules/{_segment(args.name)}"
+    if verb == "getstatus":
+        return client.text("GET", f"{path}/status")
+    if verb == "gettopo":
+        return pretty(client.json("GET", f"{path}/topo"))
+    return client.text("POST", f"{path}/{verb}")
 
 
-def _validate(client: _Client, args: list[str]) -> str:
-    match args:
-        case ["validate", "rule", rule_id, "-f", file]:
-            text = _read(file)
-        case ["validate", "rule", rule_id, first, *rest]:
-            text = " ".join([first, *rest])
-        case _:
-            raise CliUsageError("validate rule ID '<json>' | validate rule ID -f FILE")
+def _validate(client: _Client, args: argparse.Namespace) -> str:
+    text = _text(args)
     try:
         doc = json.loads(text)
     except ValueError as exc:
         raise CliFailure(f"invalid rule json: {exc}") from exc
     if isinstance(doc, dict):
-        doc.setdefault("id", rule_id)
+        doc.setdefault("id", args.name)
     return client.text("POST", "/rules/validate", doc)
 
 
-def _ruleset(client: _Client, args: list[str]) -> str:
-    match args:
-        case ["import", "ruleset", "-f", file]:
-            return client.text("POST", "/ruleset/import", {"content": _read(file)})
-        case ["export", "ruleset", file]:
-            content = client.call("POST", "/ruleset/export")
-            try:
-                Path(file).write_bytes(content)
-            except OSError as exc:
-                raise CliFailure(f"cannot write {file}: {exc.strerror or exc}") from exc
-            return f"ruleset exported to {file}"
-        case _:
-            raise CliUsageError("import ruleset -f FILE | export ruleset FILE")
+def _import(client: _Client, args: argparse.Namespace) -> str:
+    return client.text("POST", "/ruleset/import", {"content": _read(args.file)})
 
 
-def _confkey(client: _Client, args: list[str]) -> str:
-    match args:
-        case ["create", "confkey", ("sources" | "sinks") as kind, type_name, key, first, *rest]:
-            path = f"/metadata/{kind}/{_segment(type_name)}/confKeys/{_segment(key)}"
-            client.call("PUT", path, raw=" ".join([first, *rest]).encode("utf-8"))
-            return f"conf key {key} of {kind} {type_name} is saved."
-        case ["show", "confkeys", ("sources" | "sinks") as kind, type_name]:
-            return _pretty(client.json("GET", f"/metadata/{kind}/yaml/{_segment(type_name)}"))
-        case ["drop", "confkey", ("sources" | "sinks") as kind, type_name, key]:
-            client.call("DELETE", f"/metadata/{kind}/{_segment(type_name)}/confKeys/{_segment(key)}")
-            return f"conf key {key} of {kind} {type_name} is dropped."
-        case _:
-            raise CliUsageError(
-                "create confkey sources|sinks TYPE KEY '<json>' | show confkeys sources|sinks TYPE"
-                " | drop confkey sources|sinks TYPE KEY"
-            )
+def _export(client: _Client, args: argparse.Namespace) -> str:
+    content = client.call("POST", "/ruleset/export")
+    try:
+        args.file.write_bytes(content)
+    except OSError as exc:
+        raise CliFailure(f"cannot write {args.file}: {exc.strerror or exc}") from exc
+    return f"ruleset exported to {args.file}"
 
 
-def _query(client: _Client, args: list[str]) -> str:
+def _confkey_path(args: argparse.Namespace) -> str:
+    return f"/metadata/{args.kind}/{_segment(args.type)}/confKeys/{_segment(args.key)}"
+
+
+def _create_confkey(client: _Client, args: argparse.Namespace) -> str:
+    client.call("PUT", _confkey_path(args), raw=" ".join(args.words).encode("utf-8"))
+    return f"conf key {args.key} of {args.kind} {args.type} is saved."
+
+
+def _show_confkeys(client: _Client, args: argparse.Namespace) -> str:
+    return pretty(client.json("GET", f"/metadata/{args.kind}/yaml/{_segment(args.type)}"))
+
+
+def _drop_confkey(client: _Client, args: argparse.Namespace) -> str:
+    client.call("DELETE", _confkey_path(args))
+    return f"conf key {args.key} of {args.kind} {args.type} is dropped."
+
+
+def _query(client: _Client, args: argparse.Namespace) -> str:
     """kuiper's interactive ``query``: each line is a SELECT whose rows print as they come, until Ctrl-C."""
-    if args != ["query"]:
-        raise CliUsageError("query (then type SELECT statements; quit or exit to leave)")
     interactive = sys.stdin.isatty()
     # Ctrl-C (SIGINT) is how a query ends: make sure it raises KeyboardInterrupt even when this process was
     # started with SIGINT ignored (a shell's background job, a supervisor), which Python would keep.
@@ -298,170 +247,108 @@ def _query(client: _Client, args: list[str]) -> str:
             print("", flush=True)  # the query ends; back to the prompt
 
 
-SERVE_USAGE: Final = """\
-usage: oort serve [--etc DIR | --no-etc] [--data DIR] [--rest-host IP] [--rest-port N]
-                  [--data-host IP] [--data-port N] [--log-level LEVEL]
-       oort config show [the same options]
+# The verbs that are one REST exchange (or, for query, a few), by their words as parsed.
+CLIENT_VERBS: Final[dict[str, Callable[[_Client, argparse.Namespace], str]]] = {
+    "create stream": _create_ddl,
+    "create table": _create_ddl,
+    "create rule": _create_rule,
+    "create confkey": _create_confkey,
+    "show streams": _show_names,
+    "show tables": _show_names,
+    "show rules": _show_rules,
+    "show confkeys": _show_confkeys,
+    "describe stream": _describe,
+    "describe table": _describe,
+    "describe rule": _describe,
+    "drop stream": _drop,
+    "drop table": _drop,
+    "drop rule": _drop,
+    "drop confkey": _drop_confkey,
+    **{f"{verb} rule": _rule_action for verb in ("start", "stop", "restart", "getstatus", "gettopo")},
+    "validate rule": _validate,
+    "import ruleset": _import,
+    "export ruleset": _export,
+    "query": _query,
+}
 
-serve runs the daemon; config show prints the settings it would run with, each with where it came from.
 
-  --etc DIR         the configuration folder holding oort.toml; it must exist. Default: ./etc when it
-                    holds oort.toml, else the defaults shipped with Oort (read only: changes go to DATA)
-  --no-etc          run on the built-in defaults (no streams, rules or conf groups from etc/)
-  --data DIR        the data folder: definitions, state, the API token (default ./data)
-  --rest-host IP    basic.restIp          --rest-port N   basic.restPort (0: any free port)
-  --data-host IP    source.httpServerIp   --data-port N   source.httpServerPort
-  --log-level L     basic.logLevel: debug, info, warn, error
-
-Every key of oort.toml can also be set by an environment variable: OORT__ + section and key in capitals,
-joined by __, e.g. OORT__BASIC__RESTPORT=9090 or OORT__RULE__RESTARTSTRATEGY__ATTEMPTS=3.
-Precedence: flag > environment > oort.toml > default.
-"""
-
-
-def _serve_options(verb: str, args: list[str]) -> tuple[Path | None, Path, dict[str, Any]]:
-    """``--etc``/``--no-etc``/``--data`` and the setting flags of ``serve`` and ``config show``."""
+def _serve_options(args: argparse.Namespace) -> tuple[Path | None, Path, dict[str, Any]]:
+    """The folders and settings of ``serve`` and ``config show``: ``--etc``/``--no-etc``, ``--data`` and the
+    setting flags (``runtime.config.overrides.SERVE_FLAGS``) as dotted keys."""
     from runtime.config.overrides import SERVE_FLAGS  # lazily: the client verbs stay light
 
-    etc: Path | None = None
-    etc_given = False
-    data = Path("data")
     settings: dict[str, Any] = {}
-    rest = list(args)
-    while rest:
-        flag, has_value, value = rest[0].partition("=")
-        if flag == "--no-etc":
-            etc, etc_given, rest = None, True, rest[1:]
+    for flag, key in SERVE_FLAGS.items():
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"), None)
+        if value is None:
             continue
-        if flag not in ("--etc", "--data", *SERVE_FLAGS):
-            raise CliUsageError(f"{verb}: unknown option {rest[0]}")
-        if not has_value:
-            if len(rest) < 2:
-                raise CliUsageError(f"{verb}: {flag} needs a value")
-            value, rest = rest[1], rest[1:]
-        rest = rest[1:]
-        if flag == "--etc":
-            etc, etc_given = Path(value), True
-        elif flag == "--data":
-            data = Path(value)
-        elif flag.endswith("-port"):
+        if flag.endswith("-port"):
             if not value.isdigit():
-                raise CliUsageError(f"{verb}: {flag} needs a port number, got {value!r}")
-            settings[SERVE_FLAGS[flag]] = int(value)
-        else:
-            settings[SERVE_FLAGS[flag]] = value
-    if not etc_given:  # ./etc of a checkout or a deployment, else the folder shipped with Oort
+                raise CliUsageError(f"{flag} needs a port number, got {value!r}")
+            value = int(value)
+        settings[key] = value
+    data = getattr(args, "data", Path("data"))
+    if getattr(args, "no_etc", False):
+        return None, data, settings
+    etc = getattr(args, "etc", None)
+    if etc is None:  # ./etc of a checkout or a deployment, else the folder shipped with Oort
         from runtime.config.load import shipped_etc
 
-        etc = Path("etc") if Path("etc", "oort.toml").is_file() else shipped_etc()
+        # A ./etc folder is the user's even without oort.toml: then it is an error, not the shipped defaults.
+        etc = Path("etc") if Path("etc").is_dir() else shipped_etc()
     return etc, data, settings
 
 
-def _serve(args: list[str]) -> int:
-    if any(arg in ("-h", "--help") for arg in args[1:]):
-        print(SERVE_USAGE, end="")
-        return 0
-    etc, data, settings = _serve_options("serve", args[1:])
+def _serve(args: argparse.Namespace) -> int:
+    etc, data, settings = _serve_options(args)
     from runtime import daemon  # lazily: the client verbs must not pay for importing the whole engine
 
     return daemon.main(etc_dir=etc, data_dir=data, flags=settings)
 
 
-def _config(args: list[str]) -> int:
-    if args[1:2] != ["show"] or any(arg in ("-h", "--help") for arg in args):
-        print(SERVE_USAGE, end="", file=sys.stdout if "--help" in args or "-h" in args else sys.stderr)
-        return 0 if "--help" in args or "-h" in args else 2
-    etc, _, settings = _serve_options("config show", args[2:])
+def _config_show(args: argparse.Namespace) -> int:
+    etc, _, settings = _serve_options(args)
     from runtime.config.overrides import load_layered, show
     from runtime.errors import ConfigError
 
     if etc is not None and not (etc / "oort.toml").is_file():
         raise CliFailure(f"oort: no oort.toml in {etc} (give --etc DIR, or --no-etc for the defaults)")
     try:
-        print(show(load_layered(etc, os.environ, settings)), end="")
+        print_out(show(load_layered(etc, os.environ, settings)).rstrip("\n"))
     except ConfigError as exc:
         raise CliFailure(f"oort: {exc.message}") from exc
     return 0
 
 
-def _replay(args: list[str]) -> int:
-    flags = {"--ddl": "", "--rule": "", "--input": "", "--clock-start": ""}
-    while args:
-        flag, _, value = args[0].partition("=")
-        if flag not in flags:
-            raise CliUsageError(f"replay: unknown option {args[0]!r}")
-        if not value:
-            if len(args) < 2:
-                raise CliUsageError(f"replay: {flag} needs a value")
-            value, args = args[1], args[1:]
-        flags[flag], args = value, args[1:]
-    missing = [f for f in ("--ddl", "--rule", "--input") if not flags[f]]
-    if missing:
-        raise CliUsageError(f"replay: missing {', '.join(missing)}")
-    start = flags["--clock-start"]
-    if start and not start.isdigit():
-        raise CliUsageError("replay: --clock-start must be epoch milliseconds")
+def _replay(args: argparse.Namespace) -> int:
+    start = args.clock_start
+    if start is not None and not start.isdigit():
+        raise CliUsageError("--clock-start must be epoch milliseconds")
     from runtime.errors import EngineError
     from runtime.tools import replay  # lazily, like serve: it imports the engine
 
     try:
-        replay.run_cli(
-            Path(flags["--ddl"]),
-            Path(flags["--rule"]),
-            Path(flags["--input"]),
-            int(start) if start else None,
-            emit=print,
-        )
+        replay.run_cli(args.ddl, args.rule, args.input, int(start) if start else None, emit=print)
     except (OSError, ValueError, EngineError) as exc:
         raise CliFailure(f"replay: {exc}") from exc
     return 0
 
 
-def _command_usage(verb: str) -> str:
-    """The lines of ``USAGE`` about ``verb``, or all of it when none are."""
-    lines = [
-        line for line in USAGE.splitlines() if line.strip().startswith(verb + " ") or f"| {verb} " in line
-    ]
-    if not lines:
-        return USAGE
-    return "usage:\n" + "\n".join(lines) + "\n\n" + USAGE.split("\n\n", 2)[-1]
+def _completion(args: argparse.Namespace, parser: Parser) -> int:
+    from runtime.cli_completion import script
+
+    print_out(script(parser, args.shell).rstrip("\n"))
+    return 0
 
 
-def _print(text: str) -> None:
-    """Print, quietly giving up when the reader went away (``oort show rules | head -1``)."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        # Python would report the pipe again when it flushes stdout at exit: point stdout at nothing first.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+def _version() -> int:
+    from runtime.config import VERSION
+
+    print_out(f"{PROG} {VERSION}")
+    return 0
 
 
-def _global_options(args: list[str]) -> tuple[str, str, list[str]]:
-    """``--host URL`` and ``--data DIR``, before the command or (for the client verbs) anywhere after it: the
-    daemon's URL (default ``OORT_HOST``, else the local one), its data dir, and the other arguments."""
-    options = {"--host": os.environ.get(HOST_ENV) or DEFAULT_HOST, "--data": "data"}
-    rest: list[str] = []
-    anywhere = False  # once the command is known: serve, config and replay have a --data of their own
-    while args:
-        flag, has_value, value = args[0].partition("=")
-        if flag in options and (not rest or anywhere):
-            if not has_value:
-                if len(args) < 2:
-                    raise CliUsageError(f"{flag} needs {'a URL' if flag == '--host' else 'a directory'}")
-                value, args = args[1], args[1:]
-            options[flag], args = value, args[1:]
-            continue
-        if not rest:
-            anywhere = args[0] not in ("serve", "config", "replay")
-        rest.append(args[0])
-        args = args[1:]
-    host = options["--host"]
-    if "://" not in host:
-        host = "http://" + host
-    return host, options["--data"], rest
-
-
-def _token(host: str, data_dir: str) -> str | None:
+def _token(host: str, data_dir: Path) -> str | None:
     """The API token to send: ``OORT_TOKEN``, else the local daemon's token file.
 
     The file is only read for a daemon on this machine: its token must not be sent to another server.
@@ -474,65 +361,60 @@ def _token(host: str, data_dir: str) -> str | None:
     if not is_loopback(urlsplit(host).hostname or ""):
         return None
     try:
-        return read_token(Path(data_dir) / TOKEN_FILE)
+        return read_token(data_dir / TOKEN_FILE)
     except OSError as exc:
         raise CliFailure(f"cannot read the API token: {exc}") from exc
 
 
+def _run(parser: Parser, argv: list[str]) -> int:
+    args, extras = parser.parse_known_args(argv)
+    verb: Parser = getattr(args, "parser", parser)
+    if extras:
+        what = "unknown option" if extras[0].startswith("-") else "unexpected argument"
+        raise UsageError(verb, f"{what} {extras[0]}")
+    command: str | None = getattr(args, "command", None)
+    if getattr(args, "version", False) or command == "version":
+        return _version()
+    if command is None:  # `oort` alone: what it can do, and a failure for a script that lost its verb
+        parser.print_help(sys.stderr)
+        return 2
+    if command == "help":
+        return _run(parser, [*args.words, "--help"])
+    try:
+        if command == "serve":
+            return _serve(args)
+        if command == "config show":
+            return _config_show(args)
+        if command == "replay":
+            return _replay(args)
+        if command == "completion":
+            return _completion(args, parser)
+        host = getattr(args, "host", None) or os.environ.get(HOST_ENV) or DEFAULT_HOST
+        if "://" not in host:
+            host = "http://" + host
+        token = _token(host, getattr(args, "data", Path("data")))
+        client = _Client(host, as_json=getattr(args, "json", False), token=token)
+        output = CLIENT_VERBS[command](client, args)
+    except UsageError:
+        raise
+    except CliUsageError as exc:  # a verb's own check (a port, a missing definition): its usage follows
+        raise UsageError(verb, str(exc)) from exc
+    if output:
+        print_out(output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one ``oort`` command. Returns the exit code: 0 ok, 1 failed (message on stderr), 2 bad usage."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     try:
-        host, data_dir, args = _global_options(args)
-        if args[:1] in (["--version"], ["version"]):
-            from runtime.config import VERSION
-
-            _print(f"oort {VERSION}")
-            return 0
-        if args[:1] == ["help"] and len(args) > 1:
-            args = [args[1], "--help"]
-        if len(args) > 1 and args[0] not in ("serve", "config") and args[-1] in ("-h", "--help"):
-            _print(_command_usage(args[0]).rstrip("\n"))
-            return 0
-        if not args or args[0] in ("-h", "--help", "help"):
-            print(USAGE, end="", file=sys.stdout if args else sys.stderr)
-            return 0 if args else 2
-        if args[0] == "serve":
-            return _serve(args)
-        if args[0] == "config":
-            return _config(args)
-        if args[0] == "replay":
-            return _replay(args[1:])
-        as_json = "--json" in args
-        args = [a for a in args if a != "--json"]
-        client = _Client(host, as_json=as_json, token=_token(host, data_dir))
-        commands = {
-            "create": _create,
-            "show": _show,
-            "describe": _describe,
-            "drop": _drop,
-            "start": _rule_action,
-            "stop": _rule_action,
-            "restart": _rule_action,
-            "getstatus": _rule_action,
-            "gettopo": _rule_action,
-            "validate": _validate,
-            "import": _ruleset,
-            "export": _ruleset,
-            "query": _query,
-        }
-        if args[0] in ("create", "show", "drop") and len(args) > 1 and args[1] in ("confkey", "confkeys"):
-            commands[args[0]] = _confkey
-        command = commands.get(args[0])
-        if command is None:
-            raise CliUsageError(f"unknown command {args[0]!r}")
-        output = command(client, args)
-        if output:
-            _print(output)
-    except CliUsageError as exc:
-        print(f"oort: {exc}\n\n{USAGE}", end="", file=sys.stderr)
+        return _run(parser, list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # --help printed its text; argparse ends there with exit()
+        return exc.code if isinstance(exc.code, int) else 0
+    except UsageError as exc:
+        hint = f"{exc.parser.prog} --help tells more."
+        print(f"{exc}\n\n{exc.parser.format_usage()}{hint}", file=sys.stderr)
         return 2
     except CliFailure as exc:
         print(exc, file=sys.stderr)
         return 1
-    return 0

@@ -87,3 +87,15 @@ async def test_serve_help_and_usage_errors() -> None:
     assert code == 0 and "OORT__BASIC__RESTPORT" in out and "--rest-port" in out
     code, _, err = await _oort("serve", "--rest-port", "http")
     assert code == 2 and "--rest-port needs a port number, got 'http'" in err
+
+
+async def test_an_etc_folder_without_oort_toml_is_an_error_not_the_shipped_defaults(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()  # the user's folder, missing its oort.toml
+    result = await trio.run_process(
+        [sys.executable, "-m", "runtime", "serve", "--data", str(tmp_path / "data")],
+        cwd=tmp_path,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"no oort.toml in etc" in result.stderr

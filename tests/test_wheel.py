@@ -72,6 +72,7 @@ async def test_the_wheel_runs_outside_the_checkout(tmp_path: Path) -> None:
             url = LISTENING.search(output).group(1).decode()  # type: ignore[union-attr]
             async with httpx.AsyncClient(base_url=url, trust_env=False) as http:
                 streams = (await http.get("/streams")).json()
+                file_groups = (await http.get("/metadata/sources/yaml/file")).json()
             process.terminate()
             while chunk := await process.stderr.receive_some():
                 rest += chunk
@@ -83,6 +84,7 @@ async def test_the_wheel_runs_outside_the_checkout(tmp_path: Path) -> None:
             await process.stderr.aclose()
     text = (output + rest).decode()
     assert f"configuration from {target / 'runtime' / '_etc'}" in text  # the shipped etc/, read only
-    assert "demo" in streams  # the shipped etc/streams were provisioned
+    assert streams == []  # no demo streams or rules come with an installation
+    assert file_groups["default"]["fileType"] == "json"  # the shipped conf groups do
     assert not list((target / "runtime" / "_etc").rglob("*.removed"))
     assert (home / "data").is_dir()  # state lands in the working directory, never in the installation
