@@ -11,6 +11,7 @@ import orjson
 import pytest
 import trio
 
+from runtime.api.server import GRACEFUL_TIMEOUT
 from tests.daemon_process import start_daemon, write_etc
 
 pytestmark = pytest.mark.slow
@@ -57,3 +58,19 @@ async def test_silent_hosts_delay_neither_start_up_nor_rule_creation(tmp_path: P
     assert ready < CONNECT_TIMEOUT / 2  # process start included: ~0.7 s here, 10 s when starts waited
     assert created < CONNECT_TIMEOUT / 2
     assert stopped < CONNECT_TIMEOUT / 2
+
+
+async def test_a_stop_says_which_requests_it_waits_for(tmp_path: Path) -> None:
+    etc = write_etc(tmp_path / "etc")
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            daemon = await start_daemon(nursery, etc, tmp_path / "data")
+            async with daemon.client() as http:
+                sql = 'CREATE STREAM s (v BIGINT) WITH (TYPE="memory", DATASOURCE="t/s")'
+                assert (await http.post("/streams", json={"sql": sql})).status_code == 201
+                async with http.stream("POST", "/query", json={"sql": "SELECT v FROM s"}) as resp:
+                    assert resp.status_code == 200  # a query streams until its client leaves
+                    daemon.process.send_signal(signal.SIGTERM)
+                    assert await daemon.process.wait() == 0
+    expected = f"waiting up to {GRACEFUL_TIMEOUT:g} s for 1 REST request(s) in flight".encode()
+    assert expected in daemon.output, daemon.output.decode()[-800:]

@@ -179,14 +179,19 @@ class RestApp:
         self._guard = guard or Guard()
         self._body_timeout = body_timeout
         self._budget = heap.ByteBudget(MAX_BODY_BYTES_IN_FLIGHT)
+        self.in_flight = (
+            0  # requests being served (a stop waits for them, up to hypercorn's graceful timeout)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             held = [0]  # the body's size: its memory goes back to the system once the request is done
+            self.in_flight += 1
             try:
                 await self._http(scope, receive, send, held)
             finally:
+                self.in_flight -= 1
                 heap.trim(held[0])
         elif kind == "lifespan":
             await _lifespan(receive, send)

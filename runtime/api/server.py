@@ -114,7 +114,8 @@ async def serve_api(
     # RestApp speaks plain ASGI mappings rather than hypercorn's TypedDict unions; the protocol is the same.
     config = _config(host, port)
     _preflight_bind(host, port)
-    app = cast(ASGIFramework, make_app(engine, make_guard(engine, host)))
+    rest_app = make_app(engine, make_guard(engine, host))
+    app = cast(ASGIFramework, rest_app)
     try:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(functools.partial(serve, app, config, mode="asgi"))
@@ -123,6 +124,15 @@ async def serve_api(
                 raise ServerStartError(f"cannot bind {host}:{port}: hypercorn reported no listening address")
             LISTENING.info("REST API listening on %s", ", ".join(binds))
             task_status.started(bound)
+            try:
+                await trio.sleep_forever()
+            finally:  # stopping: say what the stop waits for, if anything
+                if rest_app.in_flight:
+                    LOGGER.info(
+                        "waiting up to %g s for %d REST request(s) in flight",
+                        GRACEFUL_TIMEOUT,
+                        rest_app.in_flight,
+                    )
     except BaseExceptionGroup as group:
         # hypercorn's bind failure arrives as ExceptionGroup(ExceptionGroup(OSError)) (hypercorn's trio worker); callers
         # should see one domain error, not the nesting of nurseries they do not own.
