@@ -7,7 +7,8 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, final
 
@@ -103,3 +104,18 @@ async def wait_for(predicate: Any) -> None:
     """
     while not await predicate():  # noqa: ASYNC110 - the condition is in another process; nothing to wait on
         await trio.sleep(POLL_INTERVAL)
+
+
+@asynccontextmanager
+async def running_daemon(
+    nursery: trio.Nursery, etc: Path | None, data: Path, **options: Any
+) -> AsyncIterator[Daemon]:
+    """``start_daemon``, killed on the way out if the test did not end it (no stray process after a failure)."""
+    daemon = await start_daemon(nursery, etc, data, **options)
+    try:
+        yield daemon
+    finally:
+        if daemon.process.returncode is None:
+            daemon.process.kill()
+            with trio.CancelScope(shield=True):
+                await daemon.process.wait()

@@ -9,8 +9,6 @@ coming back. (b) Server mode: with an empty ``addr`` the daemon accepts clients 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from tests.daemon_process import Daemon, free_port, start_daemon, wait_for, write_etc
+from tests.daemon_process import Daemon, free_port, running_daemon, wait_for, write_etc
 from tests.io.websocket.client_peer import Peer
 from tests.io.websocket.test_data_server import connect  # closes its socket even when the server closed first
 
@@ -42,19 +40,6 @@ def _file_rule(rule_id: str, stream: str, out: Path, *extra: dict[str, Any]) -> 
         "sql": f"SELECT * FROM {stream}",
         "actions": [{"file": {"path": str(out), "fileType": "lines", "sendSingle": True}}, *extra],
     }
-
-
-@asynccontextmanager
-async def _daemon(nursery: trio.Nursery, etc: Path, data: Path) -> AsyncIterator[Daemon]:
-    """A daemon that is killed if the test fails before terminating it (no stray process after a failure)."""
-    daemon = await start_daemon(nursery, etc, data)
-    try:
-        yield daemon
-    finally:
-        if daemon.process.returncode is None:
-            daemon.process.kill()
-            with trio.CancelScope(shield=True):
-                await daemon.process.wait()
 
 
 async def _create(daemon: Daemon, stream_sql: str, rule: dict[str, Any]) -> None:
@@ -84,7 +69,7 @@ async def test_client_mode_dials_out_and_follows_the_server(tmp_path: Path) -> N
                 f'[default]\n[feed]\naddr = "127.0.0.1:{peer.port}"\n'
                 'reconnectMinDelay = "20ms"\nreconnectMaxDelay = "200ms"\n'
             )
-            async with _daemon(nursery, etc, tmp_path / "data") as daemon:
+            async with running_daemon(nursery, etc, tmp_path / "data") as daemon:
                 await _create(
                     daemon,
                     'CREATE STREAM feed () WITH (TYPE="websocket", CONF_KEY="feed", DATASOURCE="/api/data?k=v")',
@@ -142,7 +127,7 @@ async def test_server_mode_accepts_clients_and_echoes(tmp_path: Path) -> None:
     echo = {"websocket": {"path": "/api/results", "sendSingle": True}}
     with trio.fail_after(TIMEOUT):
         async with trio.open_nursery() as nursery:
-            async with _daemon(nursery, etc, tmp_path / "data") as daemon:
+            async with running_daemon(nursery, etc, tmp_path / "data") as daemon:
                 await _create(
                     daemon,
                     'CREATE STREAM wsdemo () WITH (TYPE="websocket", DATASOURCE="/api/data", FORMAT="json")',
@@ -198,7 +183,7 @@ async def test_demo_rule_fails_clearly_when_the_port_is_busy(tmp_path: Path) -> 
         )
         with trio.fail_after(TIMEOUT):
             async with trio.open_nursery() as nursery:
-                async with _daemon(nursery, etc, tmp_path / "data") as daemon:
+                async with running_daemon(nursery, etc, tmp_path / "data") as daemon:
                     status = await _status(daemon, "websocket_demo")
                     assert status["status"] == "stopped by error"
                     assert f"127.0.0.1:{port}" in status["message"]

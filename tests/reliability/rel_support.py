@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, final
 
@@ -29,24 +28,9 @@ from wsproto.events import (
     TextMessage,
 )
 
-from tests.daemon_process import Daemon, start_daemon
-
 READ_SIZE = 65536
 
 # --------------------------------------------------------------------------------------------- the daemon
-
-
-@asynccontextmanager
-async def running_daemon(nursery: trio.Nursery, etc: Path, data: Path) -> AsyncIterator[Daemon]:
-    """``start_daemon``, killed on the way out if the test did not end it (no stray process after a failure)."""
-    daemon = await start_daemon(nursery, etc, data)
-    try:
-        yield daemon
-    finally:
-        if daemon.process.returncode is None:
-            daemon.process.kill()
-            with trio.CancelScope(shield=True):
-                await daemon.process.wait()
 
 
 def files_dir(data: Path) -> Path:

@@ -16,7 +16,7 @@ import orjson
 import pytest
 import trio
 
-from tests.daemon_process import wait_for, write_etc
+from tests.daemon_process import running_daemon, wait_for, write_etc
 from tests.reliability.rel_support import (
     KillMode,
     WsPeer,
@@ -24,7 +24,6 @@ from tests.reliability.rel_support import (
     files_dir,
     json_lines,
     rule_status,
-    running_daemon,
 )
 
 pytestmark = pytest.mark.slow

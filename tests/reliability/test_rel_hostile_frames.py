@@ -28,8 +28,8 @@ from wsproto.events import (
     TextMessage,
 )
 
-from tests.daemon_process import free_port, wait_for, write_etc
-from tests.reliability.rel_support import create, files_dir, json_lines, rule_status, running_daemon
+from tests.daemon_process import free_port, running_daemon, wait_for, write_etc
+from tests.reliability.rel_support import create, files_dir, json_lines, rule_status
 
 pytestmark = pytest.mark.slow
 

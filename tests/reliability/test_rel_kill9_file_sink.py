@@ -25,8 +25,8 @@ import orjson
 import pytest
 import trio
 
-from tests.daemon_process import Daemon, wait_for, write_etc
-from tests.reliability.rel_support import create, files_dir, post_ok, running_daemon
+from tests.daemon_process import Daemon, running_daemon, wait_for, write_etc
+from tests.reliability.rel_support import create, files_dir, post_ok
 
 pytestmark = pytest.mark.slow
 

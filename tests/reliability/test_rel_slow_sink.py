@@ -23,8 +23,8 @@ import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
-from tests.daemon_process import free_port, write_etc
-from tests.reliability.rel_support import WsPeer, create, rss_mb, rule_status, running_daemon
+from tests.daemon_process import free_port, running_daemon, write_etc
+from tests.reliability.rel_support import WsPeer, create, rss_mb, rule_status
 
 pytestmark = pytest.mark.slow
 

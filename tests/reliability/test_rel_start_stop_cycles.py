@@ -15,7 +15,7 @@ import orjson
 import pytest
 import trio
 
-from tests.daemon_process import free_port, wait_for, write_etc
+from tests.daemon_process import free_port, running_daemon, wait_for, write_etc
 from tests.io.websocket.test_data_server import connect
 from tests.reliability.rel_support import (
     WsPeer,
@@ -25,7 +25,6 @@ from tests.reliability.rel_support import (
     json_lines,
     post_ok,
     rule_status,
-    running_daemon,
     thread_count,
 )
 
