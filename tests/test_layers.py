@@ -81,3 +81,19 @@ def test_no_engine_services_typed_any() -> None:
         if re.search(r"\bservices\s*:\s*Any\b", line)
     ]
     assert untyped == []
+
+
+def test_the_package_loads_its_public_names_on_first_use() -> None:
+    """``import runtime`` (every oort command's first step) must not load the engine: client verbs would pay
+    ~300 ms for it. The names still resolve."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runtime\n"
+        "assert 'runtime.engine' not in sys.modules, 'engine loaded by import runtime'\n"
+        "assert runtime.Engine.__name__ == 'Engine' and runtime.__version__\n"
+        "assert 'runtime.engine' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
