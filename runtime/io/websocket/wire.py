@@ -44,6 +44,9 @@ HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to send a complete upgrade requ
 HARD_MAX_MESSAGE = 16 * 1024 * 1024  # the cap when a path sets none (maxMessageSize = 0)
 BUDGET_WAIT = 10.0  # seconds a connection may wait for the inbound byte budget before it is closed (1013)
 PARTIAL_IDLE = 30.0  # seconds a half-received message may sit without a byte more before it is dropped (1008)
+# Seconds from a message's first byte to its last (1008 after): a client trickling a byte every PARTIAL_IDLE
+# would otherwise hold its share of the inbound budget for ever. 16 MiB in this time is ~140 KB/s.
+MESSAGE_DEADLINE = 120.0
 
 
 async def handshake(stream: trio.abc.Stream) -> tuple[WSConnection, Request] | None:
@@ -170,6 +173,7 @@ class Wire:
         self._max = max_message or HARD_MAX_MESSAGE
         self._parts: list[bytes | str] = []  # the fragments of the message being received
         self._size = 0
+        self._message_started = 0.0  # trio time of the first byte of the message being received
         self._largest = 0  # the largest message received: its memory is given back when the connection ends
         self._budget = budget
         self._held = 0  # bytes reserved from the budget: the message being received, undelivered ones, a read
@@ -200,7 +204,7 @@ class Wire:
         Raises:
           MessageTooBig: a message passed the cap (the caller closes with 1009).
           PeerTooSlow: no budget came within ``BUDGET_WAIT`` (1013), or a half-received message stalled for
-            ``PARTIAL_IDLE`` (1008).
+            ``PARTIAL_IDLE`` or took longer than ``MESSAGE_DEADLINE`` in all (1008).
           trio.BrokenResourceError: the connection broke (TLS or TCP).
         """
         ws = self._ws
@@ -246,13 +250,21 @@ class Wire:
                 await self._reserve(holding + READ_SIZE, wait=True)
             if waited.cancelled_caught:
                 raise PeerTooSlow(1013, "the server is busy: no room to read more (1013)")
-        with trio.move_on_after(PARTIAL_IDLE if self._size else math.inf):
+        wait = math.inf
+        if self._size:
+            left = self._message_started + MESSAGE_DEADLINE - trio.current_time()
+            if left <= 0:
+                raise PeerTooSlow(1008, f"a message took more than {MESSAGE_DEADLINE:g} s to arrive (1008)")
+            wait = min(PARTIAL_IDLE, left)
+        with trio.move_on_after(wait):
             data = bytes(await self._stream.receive_some(READ_SIZE))
             if not holding:
                 # An idle connection reserves nothing while it waits (a thousand of them would otherwise
                 # fill the budget doing nothing); what it read is charged now, without waiting.
                 await self._reserve(len(data), wait=False)
             return data
+        if trio.current_time() >= self._message_started + MESSAGE_DEADLINE:
+            raise PeerTooSlow(1008, f"a message took more than {MESSAGE_DEADLINE:g} s to arrive (1008)")
         raise PeerTooSlow(1008, f"a message stalled half-received for {PARTIAL_IDLE:g} s (1008)")
 
     async def _reserve(self, amount: int, *, wait: bool) -> None:
@@ -290,6 +302,8 @@ class Wire:
             chunk = bytes(chunk)
         # The cap is in bytes: a str counts its UTF-8 size (encoded only when it is not plain ASCII).
         size = len(chunk) if isinstance(chunk, bytes) or chunk.isascii() else len(chunk.encode())
+        if not self._size:
+            self._message_started = trio.current_time()
         self._size += size
         if self._size > self._max:
             raise MessageTooBig(done, self._max)
