@@ -239,27 +239,27 @@ class Endpoint:
             try:
                 payloads, close = await wire.receive()
             except MessageTooBig as exc:
-                await self._deliver(conn, [*exc.before, _Refused(f"{exc}")])
+                if exc.before:
+                    await self._deliver(conn, exc.before)
+                await self._report(conn, str(exc))
                 conn.close_code = MESSAGE_TOO_BIG
                 return False, "message too big"
             except PeerTooSlow as exc:
-                await self._deliver(conn, [_Refused(f"connection closed: {exc}")])
+                await self._report(conn, f"connection closed: {exc}")
                 conn.close_code = exc.code
                 return False, str(exc)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return True, "client disconnected (1006)"
-            items: list[bytes | str | _Refused] = list(payloads)
-            if wire.violation is not None:  # counted like a frame that does not decode; the wire closed
-                items.append(_Refused(f"{wire.violation}: connection closed"))
-            for start in range(0, len(items), READ_BATCH):
-                await self._deliver(conn, items[start : start + READ_BATCH])
+            for start in range(0, len(payloads), READ_BATCH):
+                await self._deliver(conn, payloads[start : start + READ_BATCH])
             wire.delivered()
+            if wire.violation is not None:  # counted like a frame that does not decode; the wire closed
+                await self._report(conn, f"{wire.violation}: connection closed")
+                return True, wire.violation
             if close is not None:
-                if wire.violation is not None:
-                    return True, wire.violation
                 return True, f"client disconnected ({close.code})"
 
-    async def _deliver(self, conn: Connection, payloads: Sequence[bytes | str | _Refused]) -> None:
+    async def _deliver(self, conn: Connection, payloads: Sequence[bytes | str]) -> None:
         """Decode ``payloads`` once per stream and hand the batch to every rule reading that stream.
 
         A frame that cannot be decoded becomes one ``ErrorItem`` in its place; the frames around it flow.
@@ -273,48 +273,47 @@ class Endpoint:
             meta = conn.meta
             decoder = group.decoder
             for payload in payloads:
-                if isinstance(payload, _Refused):
-                    batch.append(ErrorItem(f"websocket {self.path}: {payload.why}"))
-                    continue
                 try:
                     rows = decoder(payload)
                 except (DecodeError, UnicodeDecodeError) as exc:
                     batch.append(ErrorItem(f"websocket {self.path}: {exc}"))
                 else:
                     batch.extend([Event(row, ts, meta) for row in rows])
-            last = len(subscribers) - 1
-            for index, sub in enumerate(subscribers):
-                if not sub.active:
-                    continue  # unsubscribed while an earlier rule's send blocked
-                # Each rule gets its own list (the last one the original): operators may keep what they get.
-                items = batch if index == last else list(batch)
-                outbox = sub.outbox
-                if isinstance(outbox, trio.MemorySendChannel):
-                    try:
-                        outbox.send_nowait(items)  # the common case: room in the rule's buffer
-                        continue
-                    except trio.WouldBlock:
-                        pass
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        continue  # the rule is stopping
-                # The per-send scope lets an unsubscribing rule free a reader blocked on its full buffer.
-                with trio.CancelScope() as cs:
-                    sub.pending.add(cs)
-                    conn.stalls += 1
-                    try:
-                        await outbox.send(items)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass  # the rule is stopping
-                    finally:
-                        sub.pending.discard(cs)
+            await self._hand_over(conn, subscribers, batch)
 
+    async def _report(self, conn: Connection, why: str) -> None:
+        """Tell every rule on the path, as an error item, what the client sent that closed its connection."""
+        for group in list(self.streams.values()):
+            subscribers = tuple(group.subscribers)
+            if subscribers:
+                await self._hand_over(conn, subscribers, [ErrorItem(f"websocket {self.path}: {why}")])
 
-@final
-@attrs.frozen
-class _Refused:
-    """In place of a message: what the client sent that closed its connection (reported as an error item)."""
-
-    why: str
+    async def _hand_over(self, conn: Connection, subscribers: tuple[Subscriber, ...], batch: Batch) -> None:
+        last = len(subscribers) - 1
+        for index, sub in enumerate(subscribers):
+            if not sub.active:
+                continue  # unsubscribed while an earlier rule's send blocked
+            # Each rule gets its own list (the last one the original): operators may keep what they get.
+            items = batch if index == last else list(batch)
+            outbox = sub.outbox
+            if isinstance(outbox, trio.MemorySendChannel):
+                try:
+                    outbox.send_nowait(items)  # the common case: room in the rule's buffer
+                    continue
+                except trio.WouldBlock:
+                    pass
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    continue  # the rule is stopping
+            # The per-send scope lets an unsubscribing rule free a reader blocked on its full buffer.
+            with trio.CancelScope() as cs:
+                sub.pending.add(cs)
+                conn.stalls += 1
+                try:
+                    await outbox.send(items)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the rule is stopping
+                finally:
+                    sub.pending.discard(cs)
 
 
 async def _gather_frames(out: trio.MemoryReceiveChannel[Frame], frames: list[Frame]) -> None:
