@@ -235,56 +235,48 @@ class Wire:
             if not data and left is None:
                 left = CloseConnection(code=1006)
             if done or left is not None:
-                await self._reserve(self._size + self._done_bytes, wait=False)
+                self._hold(self._size + self._done_bytes)
                 return done, left
             data = await self._read_more()
             ws.receive_data(data or None)
 
     async def _read_more(self) -> bytes:
-        if self._budget is None:
+        budget = self._budget
+        if budget is None:
             return bytes(await self._stream.receive_some(READ_SIZE))
         holding = self._size + self._done_bytes
-        if holding:
+        more = holding + READ_SIZE - self._held
+        if holding and more > 0:
             # Assembling a message: room for one more read first (this is where backpressure applies).
             with trio.move_on_after(BUDGET_WAIT) as waited:
-                await self._reserve(holding + READ_SIZE, wait=True)
+                await budget.acquire(more, holding=self._held)
+                self._held += more
             if waited.cancelled_caught:
                 raise PeerTooSlow(1013, "the server is busy: no room to read more (1013)")
-        wait = math.inf
-        if self._size:
-            left = self._message_started + MESSAGE_DEADLINE - trio.current_time()
-            if left <= 0:
-                raise PeerTooSlow(1008, f"a message took more than {MESSAGE_DEADLINE:g} s to arrive (1008)")
-            wait = min(PARTIAL_IDLE, left)
-        with trio.move_on_after(wait):
+        deadline = self._message_started + MESSAGE_DEADLINE
+        with trio.move_on_after(
+            min(PARTIAL_IDLE, deadline - trio.current_time()) if self._size else math.inf
+        ):
             data = bytes(await self._stream.receive_some(READ_SIZE))
             if not holding:
                 # An idle connection reserves nothing while it waits (a thousand of them would otherwise
                 # fill the budget doing nothing); what it read is charged now, without waiting.
-                await self._reserve(len(data), wait=False)
+                self._hold(len(data))
             return data
-        if trio.current_time() >= self._message_started + MESSAGE_DEADLINE:
+        if trio.current_time() >= deadline:
             raise PeerTooSlow(1008, f"a message took more than {MESSAGE_DEADLINE:g} s to arrive (1008)")
         raise PeerTooSlow(1008, f"a message stalled half-received for {PARTIAL_IDLE:g} s (1008)")
 
-    async def _reserve(self, amount: int, *, wait: bool) -> None:
-        """Hold ``amount`` bytes of the budget (more: wait for them when ``wait``, else just take them)."""
-        budget = self._budget
-        if budget is None or amount == self._held:
-            return
-        if amount < self._held:
-            budget.release(self._held - amount)
-        elif wait:
-            await budget.acquire(amount - self._held, holding=self._held)
-        else:
-            budget.take(amount - self._held)
-        self._held = amount
+    def _hold(self, amount: int) -> None:
+        """Hold exactly ``amount`` bytes of the budget, giving back or taking (without waiting) the difference."""
+        if self._budget is not None and amount != self._held:
+            self._budget.release(self._held - amount)  # a negative release takes
+            self._held = amount
 
     def delivered(self) -> None:
         """The messages the last ``receive`` returned were handed over: give their bytes back to the budget."""
-        if self._budget is not None and self._held > self._size:
-            self._budget.release(self._held - self._size)
-            self._held = self._size
+        if self._held > self._size:
+            self._hold(self._size)
         self._done_bytes = 0
 
     def release(self) -> None:
