@@ -1,18 +1,19 @@
 """Memory clients make the daemon hold: a shared byte budget for it, and giving it back to the system after.
 
 **Budget.** A per-connection cap (a path's ``maxMessageSize``, the REST body limit) bounds one client, but many
-clients each holding just under it could still fill the daemon's memory. Readers therefore reserve from one
-``ByteBudget`` before they read (the data server: the message being assembled plus one read; the REST API: the
-body so far plus one chunk) and keep it until the data was handed on. When the budget is spent they stop
-reading, which is TCP backpressure on their clients, until others finish or leave. A reader holding nothing
-may always read once, so one message larger than the whole budget cannot wedge the server; the budget is
-therefore exceeded by at most one read per such reader.
+clients each holding just under it could still fill the daemon's memory. A reader that is assembling a message
+(the data server) or a body (the REST API) therefore reserves room for one more read from one ``ByteBudget``
+before it reads, and keeps what it read until the data was handed on. When the budget is spent such readers
+stop reading, which is TCP backpressure on their clients, until others finish or leave. A reader holding
+nothing reserves nothing while it waits (idle connections cannot use the budget up) and is charged for what
+its read brought, without waiting: so small messages always flow, and the budget is exceeded by at most one
+read per such reader.
 
-**Trim.** A websocket message assembled from many reads, or a large REST body, is built from chunks of tens of KB that
-glibc serves from the heap rather than from their own mappings. Once freed, those pages stay in the process
-(its RSS does not go down) until ``malloc_trim`` returns them, which glibc does page by page anywhere in the
-heap. Callers trim after dropping at least ``TRIM_AFTER`` bytes, so a client that made the daemon hold a lot
-does not leave it that large. Elsewhere than glibc (musl, macOS) this does nothing.
+**Trim.** A websocket message assembled from many reads, or a large REST body, is built from chunks of tens
+of KB that glibc serves from the heap rather than from their own mappings. Once freed, those pages stay in the
+process (its RSS does not go down) until ``malloc_trim`` returns them, which glibc does page by page anywhere
+in the heap. Callers trim after dropping at least ``TRIM_AFTER`` bytes, so a client that made the daemon hold
+a lot does not leave it that large. Elsewhere than glibc (musl, macOS) this does nothing.
 """
 
 from __future__ import annotations

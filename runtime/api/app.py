@@ -179,9 +179,8 @@ class RestApp:
         self._guard = guard or Guard()
         self._body_timeout = body_timeout
         self._budget = heap.ByteBudget(MAX_BODY_BYTES_IN_FLIGHT)
-        self.in_flight = (
-            0  # requests being served (a stop waits for them, up to hypercorn's graceful timeout)
-        )
+        # Requests being served (a stop waits for them, up to hypercorn's graceful timeout).
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
