@@ -35,24 +35,35 @@ def load_config(etc_dir: Path) -> Config:
         ``message`` lists every problem as ``oort.toml: source.httpServerPort: expected int, got str '10081'``;
         ``problems`` holds them one by one.
     """
-    path = etc_dir / CONFIG_FILE
+    return structure(read_config_table(etc_dir), Config, (), f"{CONFIG_FILE}: ")
+
+
+def read_config_table(etc_dir: Path) -> dict[str, Any]:
+    """The TOML table of ``etc_dir/oort.toml``, unchecked (empty when there is no file).
+
+    Raises:
+      ConfigError: the file cannot be read or is not valid TOML.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (etc_dir / CONFIG_FILE).read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Config()
+        return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{CONFIG_FILE}: cannot read: {exc}") from exc
-    return parse_config(text)
+    return _toml(text, CONFIG_FILE)
 
 
 def parse_config(text: str, label: str = CONFIG_FILE) -> Config:
     """Structure TOML text into a ``Config``; errors are prefixed with ``label`` (see ``load_config``)."""
+    return structure(_toml(text, label), Config, (), f"{label}: ")
+
+
+def _toml(text: str, label: str) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already carries "(at line L, column C)".
         raise ConfigError(f"{label}: invalid TOML: {exc}") from exc
-    return structure(raw, Config, (), f"{label}: ")
 
 
 def dump_config(config: Config) -> str:

@@ -20,7 +20,7 @@ import attrs
 import tomli_w
 
 from runtime.config.converter import CONVERTER, _to_camel, structure
-from runtime.config.load import CONFIG_FILE
+from runtime.config.load import CONFIG_FILE, read_config_table
 from runtime.config.schema import Config
 from runtime.errors import ConfigError
 
@@ -141,19 +141,9 @@ def load_layered(
     file_raw: dict[str, Any] = {}
     origins: dict[str, str] = {}
     if etc_dir is not None:
-        path = etc_dir / CONFIG_FILE
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = ""
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{CONFIG_FILE}: cannot read: {exc}") from exc
-        try:
-            file_raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{CONFIG_FILE}: invalid TOML: {exc}") from exc
+        file_raw = read_config_table(etc_dir)
         structure(file_raw, Config, (), f"{CONFIG_FILE}: ")
-        origins.update(dict.fromkeys(_flat(file_raw), f"file {path}"))
+        origins.update(dict.fromkeys(_flat(file_raw), f"file {etc_dir / CONFIG_FILE}"))
     env_raw, env_origins = _env_layer(environ)
     merged = _merge(file_raw, env_raw)
     try:
