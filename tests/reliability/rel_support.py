@@ -7,10 +7,8 @@ drop a connection without a close frame (as a killed process does), to reset it 
 
 from __future__ import annotations
 
-import functools
 import socket
 import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, final
 
@@ -27,6 +25,8 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+
+from tests.io.websocket.client_peer import TcpPeer
 
 READ_SIZE = 65536
 
@@ -115,7 +115,7 @@ class _PeerConn:
 
 
 @final
-class WsPeer:
+class WsPeer(TcpPeer):
     """A websocket server on 127.0.0.1 for the daemon's client mode (its sources and sinks dial it).
 
     Attributes:
@@ -126,30 +126,17 @@ class WsPeer:
     """
 
     def __init__(self, *, read_pause: float = 0.0, read_size: int = READ_SIZE) -> None:
-        self.port = 0
+        super().__init__()
         self.received: list[str | bytes] = []
         self.accepted = 0
         self.paths: list[str] = []
         self.read_pause = read_pause
         self.read_size = read_size
         self._conns: list[_PeerConn] = []
-        self._changed = trio.Event()
-        self._scope: trio.CancelScope | None = None
-        self._stopped = trio.Event()
 
     @property
     def connected(self) -> int:
         return len(self._conns)
-
-    async def start(self, nursery: trio.Nursery) -> None:
-        """Listen (again, on the same port once one was picked)."""
-        self._stopped = trio.Event()
-        await nursery.start(self._serve)
-
-    async def wait_for(self, predicate: Callable[[], bool]) -> None:
-        """Return once ``predicate()`` holds; re-checked after every handshake, read and disconnect."""
-        while not predicate():
-            await self._changed.wait()
 
     async def send_text(self, message: str) -> None:
         """Send one text message on every open connection."""
@@ -173,25 +160,7 @@ class WsPeer:
         elif how == "reset":
             for conn in conns:
                 conn.reset = True
-        assert self._scope is not None
-        self._scope.cancel()
-        await self._stopped.wait()
-
-    def _bump(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def _serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            with trio.CancelScope() as self._scope:
-                async with trio.open_nursery() as nursery:
-                    serve = functools.partial(trio.serve_tcp, self._on_tcp, self.port, host="127.0.0.1")
-                    listeners: list[trio.SocketListener] = await nursery.start(serve)
-                    self.port = listeners[0].socket.getsockname()[1]
-                    task_status.started()
-        finally:
-            self._stopped.set()
-            self._bump()
+        await self._stop_listening()
 
     async def _on_tcp(self, stream: trio.SocketStream) -> None:
         ws = WSConnection(ConnectionType.SERVER)

@@ -53,54 +53,31 @@ def server_ssl_context(certs: Certs, *, require_client_cert: bool = False) -> ss
 
 
 @final
-class Peer:
-    """The server side of the tests.
+class TcpPeer:
+    """What the test servers share: listening on 127.0.0.1 (again on the same port after a stop), an event
+    bumped on every change for ``wait_for``, and stopping that returns once the port is free. Subclasses
+    handle each connection in ``_on_tcp`` and call ``_bump`` when something a test may wait for changed."""
 
-    Attributes:
-      handshakes: (path with query, headers) of every accepted handshake, in order.
-      received: every message a client sent, in order.
-      reject_status: when non-zero, handshakes are refused with this HTTP status.
-      tls_failures: TLS handshakes that failed on the server side.
-    """
-
-    def __init__(self, ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.port = port
-        self.handshakes: list[tuple[str, dict[str, str]]] = []
-        self.received: list[str | bytes] = []
-        self.reject_status = 0
-        self.tls_failures = 0
-        self._ssl = ssl_context
-        self._connections: list[WebSocketConnection] = []
         self._changed = trio.Event()
         self._scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
-
-    @property
-    def connected(self) -> int:
-        return len(self._connections)
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Listen (again) on ``port`` (0 the first time: then ``port`` is set to the bound one)."""
         self._stopped = trio.Event()
         await nursery.start(self._serve)
 
-    async def stop(self) -> None:
-        """Close every connection with 1001, stop listening, and return once the port is free."""
-        for ws in list(self._connections):
-            with trio.move_on_after(1):
-                await ws.aclose(1001, "going away")
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds; re-checked after every change the subclass reports."""
+        while not predicate():
+            await self._changed.wait()
+
+    async def _stop_listening(self) -> None:
         assert self._scope is not None
         self._scope.cancel()
         await self._stopped.wait()
-
-    async def send_all(self, message: str | bytes) -> None:
-        for ws in list(self._connections):
-            await ws.send_message(message)
-
-    async def wait_for(self, predicate: Callable[[], bool]) -> None:
-        """Return once ``predicate()`` holds; re-checked after every handshake, message and disconnect."""
-        while not predicate():
-            await self._changed.wait()
 
     def _bump(self) -> None:
         self._changed.set()
@@ -116,6 +93,45 @@ class Peer:
                     task_status.started()
         finally:
             self._stopped.set()
+            self._bump()
+
+    async def _on_tcp(self, tcp: trio.SocketStream) -> None:
+        raise NotImplementedError
+
+
+class Peer(TcpPeer):
+    """The server side of the tests.
+
+    Attributes:
+      handshakes: (path with query, headers) of every accepted handshake, in order.
+      received: every message a client sent, in order.
+      reject_status: when non-zero, handshakes are refused with this HTTP status.
+      tls_failures: TLS handshakes that failed on the server side.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
+        super().__init__(port)
+        self.handshakes: list[tuple[str, dict[str, str]]] = []
+        self.received: list[str | bytes] = []
+        self.reject_status = 0
+        self.tls_failures = 0
+        self._ssl = ssl_context
+        self._connections: list[WebSocketConnection] = []
+
+    @property
+    def connected(self) -> int:
+        return len(self._connections)
+
+    async def stop(self) -> None:
+        """Close every connection with 1001, stop listening, and return once the port is free."""
+        for ws in list(self._connections):
+            with trio.move_on_after(1):
+                await ws.aclose(1001, "going away")
+        await self._stop_listening()
+
+    async def send_all(self, message: str | bytes) -> None:
+        for ws in list(self._connections):
+            await ws.send_message(message)
 
     async def _on_tcp(self, tcp: trio.SocketStream) -> None:
         # TLS is done here, not by trio-websocket's server: it would leave a failed TLS connection open until its
