@@ -5,18 +5,17 @@ the daemon's memory past the inbound byte budget nor stop a well-behaved client.
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+from wsproto import WSConnection
+from wsproto.events import CloseConnection, TextMessage
 
 from tests.daemon_process import Daemon, free_port, start_daemon, wait_for, write_etc
+from tests.io.websocket.test_data_server import raw_ws
 
 pytestmark = pytest.mark.slow
 
@@ -40,17 +39,6 @@ def _frame_header(opcode: int, size: int) -> bytes:
     else:
         head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
     return head + b"\x00\x00\x00\x00"
-
-
-@asynccontextmanager
-async def _client(port: int, path: str) -> AsyncIterator[tuple[trio.SocketStream, WSConnection]]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        ws = WSConnection(ConnectionType.CLIENT)
-        await stream.send_all(ws.send(Request(host="127.0.0.1", target=path)))
-        while not any(isinstance(e, AcceptConnection) for e in ws.events()):
-            ws.receive_data(await stream.receive_some(65536))
-        yield stream, ws
 
 
 async def _close_code(stream: trio.SocketStream, ws: WSConnection) -> int | None:
@@ -111,18 +99,18 @@ async def test_size_cap_while_arriving_and_bad_utf8_is_1007_and_counted(tmp_path
             daemon = await start_daemon(nursery, etc, data)
             await _rule(daemon, "w.jsonl")
             # A 15 MiB frame announced, 1.5 MiB sent: closed with 1009 without waiting for the rest.
-            async with _client(port, "/w") as (stream, ws):
+            async with raw_ws(port, "/w") as (stream, ws):
                 await stream.send_all(ws.send(TextMessage(data='{"v": 1}')))
                 await stream.send_all(_frame_header(0x1, ATTACK_FRAME) + b"a" * (MIB + MIB // 2))
                 assert await _close_code(stream, ws) == 1009
             # Invalid UTF-8 in a text frame: 1007; the frame before it is delivered, the error counted.
-            async with _client(port, "/w") as (stream, ws):
+            async with raw_ws(port, "/w") as (stream, ws):
                 await stream.send_all(ws.send(TextMessage(data='{"v": 2}')))
                 bad = b'{"v": \xff}'
                 await stream.send_all(_frame_header(0x1, len(bad)) + bad)
                 assert await _close_code(stream, ws) == 1007
             # Another client goes on as before.
-            async with _client(port, "/w") as (stream, ws):
+            async with raw_ws(port, "/w") as (stream, ws):
                 await stream.send_all(ws.send(TextMessage(data='{"v": 3}')))
 
                 async def three() -> bool:
@@ -147,7 +135,7 @@ async def test_unfinished_huge_frames_stay_within_the_budget_and_others_flow(tmp
             before = _rss(daemon)
 
             async def attacker() -> None:
-                async with _client(port, "/w") as (stream, _ws):
+                async with raw_ws(port, "/w") as (stream, _ws):
                     await stream.send_all(_frame_header(0x1, ATTACK_FRAME))
                     chunk = b"a" * MIB
                     for _ in range(ATTACK_FRAME // MIB - 1):
@@ -165,7 +153,7 @@ async def test_unfinished_huge_frames_stay_within_the_budget_and_others_flow(tmp
 
                 await wait_for(pushed)
                 # A well-behaved client is not stopped by the budget the attackers hold.
-                async with _client(port, "/w") as (stream, ws):
+                async with raw_ws(port, "/w") as (stream, ws):
                     for v in range(10):
                         await stream.send_all(ws.send(TextMessage(data=orjson.dumps({"v": v}).decode())))
 
