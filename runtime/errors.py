@@ -102,6 +102,15 @@ class SinkError(EngineError):
     code = 1003
 
 
+class SinkUnavailable(SinkError):
+    """The sink's target could not take the message right now (unreachable, not connected, timed out, busy).
+
+    eKuiper's IO error: resending the same message later may succeed. With the sink cache on, the runtime
+    keeps the message and resends it; with it off, the message is counted as an exception and dropped, and the
+    rule keeps running.
+    """
+
+
 class EncodeError(SinkError):
     """One sink message has no form in the sink's format (e.g. a row without ``self`` for ``binary``).
 

@@ -25,6 +25,15 @@ class ConnectionMetrics:
     last_try_time: int = 0
 
 
+def mirror_connection(source: ConnectionMetrics, dest: ConnectionMetrics) -> None:
+    """Copy a shared connection's state into one user's metrics (each source or sink reports its own)."""
+    dest.status = source.status
+    dest.last_connected_time = source.last_connected_time
+    dest.last_disconnected_time = source.last_disconnected_time
+    dest.last_disconnected_message = source.last_disconnected_message
+    dest.last_try_time = source.last_try_time
+
+
 METRIC_NAMES = (
     "records_in_total",
     "records_out_total",

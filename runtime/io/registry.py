@@ -21,6 +21,7 @@ from runtime.io.file import FileSink
 from runtime.io.file_source import FileSource
 from runtime.io.log import LogSink
 from runtime.io.memory.connector import MemorySink, MemorySource
+from runtime.io.mqtt.connector import check_mqtt_conf, mqtt_sink, mqtt_source, test_mqtt_connection
 from runtime.io.nop import NopSink
 from runtime.io.services import Services
 from runtime.io.websocket.connector import (
@@ -186,4 +187,6 @@ def builtin_registry() -> Registry:
         test_connection=test_websocket_connection,
     )
     registry.register_sink("websocket", websocket_sink, check_conf=check_websocket_conf)
+    registry.register_source("mqtt", mqtt_source, check_conf=check_mqtt_conf, test_connection=test_mqtt_connection)
+    registry.register_sink("mqtt", mqtt_sink)
     return registry

@@ -27,6 +27,7 @@ FILES_DIR = "files"  # in the data dir: the default file root (basic.fileRoots)
 CONF_DIR = "conf"  # in the data dir: conf group changes made over REST, layered over etc/
 
 if TYPE_CHECKING:
+    from runtime.io.mqtt.pool import MqttPool
     from runtime.io.websocket.pool import WsClientPool
     from runtime.io.websocket.server import DataServer
 
@@ -65,10 +66,12 @@ class Services:
       file_roots: the folders file sinks and sources may use; default: anywhere (the daemon always fences).
       data_server: the global websocket data server (server-mode sources and sinks).
       ws_clients: the shared websocket client connections (client-mode sources and sinks).
+      mqtt: the shared MQTT broker connections (mqtt sources and sinks).
     """
 
     __slots__ = (
         "_data_server",
+        "_mqtt",
         "_nursery",
         "_ws_clients",
         "conf_overlay",
@@ -115,6 +118,7 @@ class Services:
         self._nursery: trio.Nursery | None = None
         self._data_server: DataServer | None = None
         self._ws_clients: WsClientPool | None = None
+        self._mqtt: MqttPool | None = None
 
     def attach(self, nursery: trio.Nursery | None) -> None:
         """Give the services the engine's supervisor nursery (None when the engine stops).
@@ -126,6 +130,7 @@ class Services:
         if nursery is None:
             self._data_server = None
             self._ws_clients = None
+            self._mqtt = None
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -151,6 +156,15 @@ class Services:
 
             self._ws_clients = WsClientPool(lambda: self.nursery)
         return self._ws_clients
+
+    @property
+    def mqtt(self) -> MqttPool:
+        """The engine's shared MQTT connections, one per distinct connection setting."""
+        if self._mqtt is None:
+            from runtime.io.mqtt.pool import MqttPool
+
+            self._mqtt = MqttPool(lambda: self.nursery)
+        return self._mqtt
 
     def eval_context(self, rule_id: str, clock: Clock) -> EvalContext:
         """A rule run's expression context, reading this engine's keyed state and props.
