@@ -94,7 +94,8 @@ class MqttClient:
         mirror_connection(self.metrics, metrics)
 
     def leave(self, metrics: ConnectionMetrics) -> None:
-        self._users.remove(metrics)
+        # By identity: ConnectionMetrics compare by value, and every user's mirror the same state.
+        self._users = [user for user in self._users if user is not metrics]
         metrics.status = CONNECTING
 
     # --- the connection loop
@@ -303,8 +304,10 @@ class MqttClient:
         waiting = [event for f, qos in filters if (event := self._send_subscribe(f, qos)) is not None]
         self._connected_now(bool(getattr(flags, "session_present", False)), pending=len(waiting))
 
-    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: ReasonCode, _p: Any) -> None:
-        if not self._session_ended and reason.is_failure:
+    def _on_disconnect(self, _c: Any, _u: Any, flags: Any, reason: ReasonCode, _p: Any) -> None:
+        # Only a DISCONNECT packet from the broker (MQTT 5) carries a reason; a lost connection is reported by
+        # the reader ("connection closed by the broker").
+        if not self._session_ended and getattr(flags, "is_disconnect_packet_from_server", False):
             self._session_ended = f"disconnected by the broker: {reason}"
 
     def _send_subscribe(self, topic_filter: str, qos: int) -> trio.Event | None:

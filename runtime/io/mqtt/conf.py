@@ -281,20 +281,23 @@ def parse_sink_conf(props: dict[str, Any], where: str) -> SinkConf:
     Raises:
       PlanError: every unknown key and wrong value, each prefixed by ``where``.
     """
-    values = parse_keys(props, SINK_KEYS, where, ignored=SINK_IGNORED)
     problems = []
-    topic = values.get("topic", "")
+    topic = props.get("topic")
     if not topic:
         problems.append("topic: required")
-    elif "#" in topic or "+" in topic:
+    elif isinstance(topic, str) and ("#" in topic or "+" in topic):
         problems.append(f"topic: a sink topic must not contain the wildcards # or +, got {topic!r}")
-    if "server" not in values:
+    if "server" not in props:
         problems.append(f"server: required (or {SINK_CONF_KEY} naming a conf group of etc/sources/mqtt.toml)")
+    try:
+        values = parse_keys(props, SINK_KEYS, where, ignored=SINK_IGNORED)
+    except PlanError as exc:
+        raise PlanError("; ".join([exc.message, *(f"{where}: {p}" for p in problems)])) from None
     if problems:
         raise PlanError("; ".join(f"{where}: {p}" for p in problems))
     return SinkConf(
         conn=_conn(values, where),
-        topic=topic,
+        topic=values["topic"],
         qos=values.get("qos", 0),
         retained=values.get("retained", False),
         properties=values.get("properties", {}),

@@ -33,8 +33,9 @@ USER, PASSWORD = "oort", "s3cret-pw"
 class Broker:
     """One Mosquitto configuration; ``start`` it in a nursery, ``kill`` or ``stop`` it, start it again."""
 
-    def __init__(self, folder: Path, certs: Certs) -> None:
+    def __init__(self, folder: Path, certs: Certs, *, secured: bool = True) -> None:
         self.folder = folder
+        self.secured = secured  # the tls, mtls and auth listeners (per-listener settings) besides plain
         self.certs = certs
         self.plain, self.tls, self.mtls, self.auth = (free_port() for _ in range(4))
         self.only_plain = False  # start with the plain listener alone on a second port (see ``side``)
@@ -55,7 +56,9 @@ class Broker:
         c = self.certs
         tls = f"cafile {c.ca}\ncertfile {c.server_cert}\nkeyfile {c.server_key}\n"
         lines = [
-            "per_listener_settings true",
+            # Per-listener settings (the auth listener's password file) also fence messages by listener: a
+            # persistent session that is offline then gets nothing queued. So only a secured broker has them.
+            "per_listener_settings true" if self.secured else "per_listener_settings false",
             # Run as root (CI), Mosquitto drops to the "mosquitto" user, who cannot read the test's files.
             f"user {getpass.getuser()}",
             "persistence true",
@@ -69,6 +72,12 @@ class Broker:
         ]
         if side_only:
             lines += [f"listener {self.side} 127.0.0.1", "allow_anonymous true"]
+        elif not self.secured:
+            lines += [
+                f"listener {self.plain} 127.0.0.1",
+                f"listener {self.side} 127.0.0.1",
+                "allow_anonymous true",
+            ]
         else:
             lines += [
                 f"listener {self.plain} 127.0.0.1",
@@ -143,9 +152,9 @@ class Broker:
 
 
 @asynccontextmanager
-async def running_broker(folder: Path, certs: Certs) -> AsyncIterator[Broker]:
+async def running_broker(folder: Path, certs: Certs, *, secured: bool = True) -> AsyncIterator[Broker]:
     """A started broker, stopped (and its tasks joined) on exit."""
-    broker = Broker(folder, certs)
+    broker = Broker(folder, certs, secured=secured)
     async with trio.open_nursery() as nursery:
         await broker.start(nursery)
         try:
@@ -197,6 +206,8 @@ async def subscribe(
     """Run ``mosquitto_sub -v`` on ``topic``; yields a channel of (topic, payload) once it is subscribed."""
     send, recv = trio.open_memory_channel[tuple[str, str]](10_000)
     args = [
+        "stdbuf",  # line-buffered stdout: each message is seen when it arrives, not when a pipe buffer fills
+        "-oL",
         "mosquitto_sub",
         *_client_args(broker, listener, version),
         "-t",
@@ -204,7 +215,7 @@ async def subscribe(
         "-q",
         str(qos),
         "-v",
-        "-d",  # debug lines include "Received SUBACK": the moment the subscription exists
+        "-d",  # debug lines include "received SUBACK": the moment the subscription exists
     ]
     subscribed = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -225,7 +236,7 @@ async def subscribe(
                     *lines, buffered = buffered.split(b"\n")
                     for raw in lines:
                         line = raw.decode(errors="replace")
-                        if "Received SUBACK" in line:
+                        if "received SUBACK" in line:
                             subscribed.set()
                         elif line.startswith("Client ") or line.startswith("Subscribed"):
                             continue  # other debug lines
