@@ -31,6 +31,7 @@ from runtime.plan.planner import RulePlan, plan_rule
 from runtime.plan.ruledef import RuleDef, parse_rule
 from runtime.rule.loop import RuleEnv
 from runtime.rule.pipeline import check_connectors
+from runtime.rule.sinkcache import drop_rule_caches
 from runtime.rule.supervisor import RuleState, supervise
 from runtime.sql.ast import DescribeStmt, DropStmt, ShowStmt, StreamDef
 from runtime.sql.ddl import describe_text, stream_json
@@ -205,7 +206,7 @@ class Engine:
         if rule.id in self._rules:
             raise RuleError(f"rule {rule.id} already exists", rule.id)
         plan = self._plan(rule)
-        state = RuleState(rule, _plan_sources(plan))
+        state = RuleState(rule, plan.source_names)
         self._persist(rule)
         self._rules[rule.id] = state
         if rule.triggered:
@@ -247,7 +248,7 @@ class Engine:
             self._persist(rule)  # so does saving it: the old rule keeps running
             was_active = old.active
             # Every request from now on sees the new rule (a tag set meanwhile must not save the old one).
-            state = self._rules[rule_id] = RuleState(rule, _plan_sources(plan))
+            state = self._rules[rule_id] = RuleState(rule, plan.source_names)
             await self._stop(old)
             if rule.triggered or was_active:
                 await self._start(state, plan)
@@ -261,6 +262,7 @@ class Engine:
             self.catalog.remove_rule(rule_id)  # first: a rule that cannot be removed keeps running
             del self._rules[rule_id]  # before the stop's wait: nothing may save it again meanwhile
             await self._stop(state)
+            drop_rule_caches(self.data_dir, rule_id)  # its sinks' unsent messages go with it (eKuiper)
         self._locks.pop(rule_id, None)
         return f"Rule {rule_id} is dropped."
 
@@ -321,7 +323,7 @@ class Engine:
     def validate_rule(self, raw: Mapping[str, Any]) -> list[str]:
         """Check a rule as ``create_rule`` would, without creating it; returns the streams it reads."""
         rule = parse_rule(raw, self.config.rule)
-        return list(_plan_sources(self._plan(rule)))
+        return list(self._plan(rule).source_names)
 
     def set_tags(self, rule_id: str, tags: list[str]) -> None:
         """Replace a rule's tags; the rule keeps running (tags do not change what it does)."""
@@ -484,11 +486,6 @@ class Engine:
     def __repr__(self) -> str:
         running = sum(1 for state in self._rules.values() if state.active)
         return f"<Engine rules={len(self._rules)} running={running} data={self.data_dir}>"
-
-
-def _plan_sources(plan: RulePlan) -> tuple[str, ...]:
-    """The FROM and JOIN names of a planned rule, from the SELECT the planner already parsed."""
-    return tuple(ref.name for ref in plan.select.sources)
 
 
 def _without_triggered(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -87,12 +87,18 @@ class Sink(Protocol):
     """A sink connector: ``open`` once, ``write`` each message, ``aclose`` once (also after errors).
 
     ``write`` gets one message after the common sink properties were applied: a row (``sendSingle``) or a
-    list of rows. Raising from ``open`` or ``write`` fails the rule (and triggers its restart strategy).
+    list of rows, or a ``str``: a ``dataTemplate``'s output, to send as it is without the format's encoder
+    (take its text with ``runtime.io.sinktemplate.message_text``, which refuses a failed one).
+    Raising from ``open`` fails the rule's start. From ``write``: ``SinkUnavailable`` when the target cannot take
+    the message now (unreachable, not connected, timed out, 5xx): it is cached and resent when the action enables
+    the sink cache, else counted and dropped; any other ``SinkError`` (a permanent refusal, ``EncodeError``) is
+    counted and the message dropped; the rule keeps running either way. Other exceptions are bugs and fail the
+    rule (and trigger its restart strategy).
     """
 
     async def open(self) -> None: ...
 
-    async def write(self, data: Row | list[Row]) -> None: ...
+    async def write(self, data: Row | list[Row] | str) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -105,7 +111,7 @@ class NowaitSink(Sink, Protocol):
     exactly as ``write_nowait``.
     """
 
-    def write_nowait(self, data: Row | list[Row]) -> None: ...
+    def write_nowait(self, data: Row | list[Row] | str) -> None: ...
 
 
 SourceFactory = Callable[[SourceSpec], Source]

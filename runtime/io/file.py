@@ -11,9 +11,10 @@ from typing import Any, BinaryIO, final
 
 import orjson
 
-from runtime.errors import PlanError, SandboxError, SinkError, map_exceptions
+from runtime.errors import EncodeError, PlanError, SandboxError, SinkError, map_exceptions
 from runtime.formats import Encoder, delimited, encoder
 from runtime.io.contract import SinkSpec
+from runtime.io.sinktemplate import message_text
 from runtime.model import Row
 
 FILE_TYPES = ("lines", "json", "csv")
@@ -70,6 +71,9 @@ class FileSink:
 
     An existing file is appended to (a restarted rule continues its output); for ``json`` the open array
     is reopened, so the file stays one array.
+
+    A ``dataTemplate`` output (a ``str`` message) is written as it is: one line for ``lines`` and ``csv``, one
+    array element for ``json``, where it must be JSON (it is rewritten on one line when it spans several).
 
     Raises (from the constructor):
       PlanError: a missing or wrongly typed property, or a path outside the file roots.
@@ -210,17 +214,20 @@ class FileSink:
                 return not value
         raise SinkError(f"{self._where}: {self._path} is not a complete JSON array (cut by a crash?)")
 
-    async def write(self, data: Row | list[Row]) -> None:
+    async def write(self, data: Row | list[Row] | str) -> None:
         """Append one message and flush it.
 
         Raises:
           SinkError: the write failed, the sink is not open, or a value cannot be encoded.
+          EncodeError: a failed ``dataTemplate``, or (``json``) one whose output is not JSON.
         """
         file = self._file
         if file is None:
             raise SinkError(f"{self._where}: write before open or after close")
         with map_exceptions({OSError: SinkError, TypeError: SinkError}):
-            if self._file_type == "lines":
+            if isinstance(data, str):
+                payload = self._text_payload(message_text(data))
+            elif self._file_type == "lines":
                 encoded = self._encode(data)
                 payload = encoded + b"\n" if encoded else b""  # an empty delimited message is no line
             elif self._file_type == "json":
@@ -231,6 +238,21 @@ class FileSink:
                 payload = self._csv_lines(data if isinstance(data, list) else [data])
             file.write(payload)
             file.flush()
+
+    def _text_payload(self, text: str) -> bytes:
+        if self._file_type != "json":
+            return text.encode() + b"\n"
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise EncodeError(
+                f"{self._where}: fileType json needs JSON, the dataTemplate made {text[:200]!r}: {exc}"
+            ) from None
+        # One element per line (see _resume_array): an element spanning lines is written compactly instead.
+        element = orjson.dumps(value) if "\n" in text or "\r" in text else text.encode()
+        payload = (b"\n" if self._first else b"\n,") + element
+        self._first = False
+        return payload
 
     def _csv_lines(self, rows: list[Row]) -> bytes:
         if not rows:

@@ -22,10 +22,10 @@ class NopSink:
         self._ctx.connection.status = 1
         self._ctx.connection.last_connected_time = self._ctx.clock.now_ms()
 
-    async def write(self, data: Row | list[Row]) -> None:
+    async def write(self, data: Row | list[Row] | str) -> None:
         self.written += 1
 
-    def write_nowait(self, data: Row | list[Row]) -> None:
+    def write_nowait(self, data: Row | list[Row] | str) -> None:
         """The same as ``write``: it never waits, so the rule's operator task calls it inline."""
         self.written += 1
 

@@ -64,6 +64,8 @@ class Services:
       keyed_state: the store ``get_keyed_state()`` reads; default: an empty one in memory.
       props: the values ``props(name)`` reads (see ``props_from_environ``); default: none.
       file_roots: the folders file sinks and sources may use; default: anywhere (the daemon always fences).
+      data_dir: the engine's data dir, where sink caches overflow to disk (``sinkcache/``); None keeps them in
+        memory only.
       data_server: the global websocket data server (server-mode sources and sinks).
       ws_clients: the shared websocket client connections (client-mode sources and sinks).
       mqtt: the shared MQTT broker connections (mqtt sources and sinks).
@@ -75,6 +77,7 @@ class Services:
         "_nursery",
         "_ws_clients",
         "conf_overlay",
+        "data_dir",
         "etc_dir",
         "file_roots",
         "keyed_state",
@@ -85,8 +88,8 @@ class Services:
 
     @classmethod
     def for_daemon(cls, config: Config, etc_dir: Path, data_dir: Path) -> Services:
-        """The services of an engine run from ``etc_dir`` and ``data_dir``: keyed state, file roots and the conf
-        overlay in the data dir, props from ``OORT_PROPS_...`` variables."""
+        """The services of an engine run from ``etc_dir`` and ``data_dir``: keyed state, file roots, the conf
+        overlay and the sink caches in the data dir, props from ``OORT_PROPS_...`` variables."""
         roots = [Path(root) for root in config.basic.file_roots] or [data_dir / FILES_DIR]
         return cls(
             source_conf=config.source,
@@ -95,6 +98,7 @@ class Services:
             props=props_from_environ(os.environ),
             file_roots=FileRoots(roots),
             conf_overlay=data_dir / CONF_DIR,
+            data_dir=data_dir,
         )
 
     def __init__(
@@ -107,6 +111,7 @@ class Services:
         props: Mapping[str, str] | None = None,
         file_roots: FileRoots | None = None,
         conf_overlay: Path | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.memory = memory if memory is not None else MemoryBus()
         self.keyed_state = keyed_state if keyed_state is not None else KeyedStateStore()
@@ -114,6 +119,7 @@ class Services:
         self.source_conf = source_conf if source_conf is not None else SourceConf()
         self.etc_dir = etc_dir
         self.conf_overlay = conf_overlay
+        self.data_dir = data_dir
         self.file_roots = file_roots if file_roots is not None else FileRoots.anywhere()
         self._nursery: trio.Nursery | None = None
         self._data_server: DataServer | None = None

@@ -73,6 +73,11 @@ class RulePlan:
     def has_where(self) -> bool:
         return self.select.where is not None
 
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        """The FROM and JOIN names of the rule, from the SELECT the planner already parsed."""
+        return tuple(ref.name for ref in self.select.sources)
+
 
 def source_type(stream: StreamDef) -> str:
     if stream.options.type:

@@ -5,7 +5,9 @@ source --Batch--> operator (WHERE + SELECT fused into plain calls) --list[Emissi
 A sink whose write never waits (``NowaitSink``: nop, log) has no channel: the operator task writes it
 (``_InlineSink``), and the sink's task only opens it and closes it when the operator is done.
 The source closing its channel is the normal end of data; it drains downstream and ``run_rule`` returns.
-Any exception cancels the whole rule; the engine's supervisor applies the restart strategy.
+A sink write that fails with a ``SinkError`` is counted and the message dropped or cached for resending
+(``runtime.rule.sinkwriter``); any other exception cancels the whole rule, and the engine's supervisor applies
+the restart strategy.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, cast, final
 import trio
 
 from runtime.clock import Clock
-from runtime.errors import EncodeError
+from runtime.errors import EncodeError, PlanError, SinkError
 from runtime.io.build import build_sink
 from runtime.io.contract import IoContext, NowaitSink, Sink, Source
 from runtime.io.sinkprops import SinkProps
@@ -31,12 +33,13 @@ from runtime.rule.loop import (
     RuleEnv,
     input_source,
     plan_source,
-    take_queued,
 )
 from runtime.rule.operators.dedup import DedupOperator
 from runtime.rule.operators.join import JoinOperator, make_tables, run_join_sources
 from runtime.rule.operators.plain import PlainOperator
 from runtime.rule.operators.window import WindowOperator
+from runtime.rule.sinkcache import SinkCache, open_cache
+from runtime.rule.sinkwriter import SinkWriter, WriteFailures
 
 LOGGER = logging.getLogger("oort.rule")
 
@@ -134,20 +137,28 @@ async def run_rule(
         ctx = IoContext(rule_id=rule.id, clock=env.clock, services=env.services, logger=logger)
         sink = build_sink(env.registry, sink_type, index, sink_props.connector_props, ctx)
         name = f"sink_{sink_type}_{index}"
-        if callable(getattr(sink, "write_nowait", None)):
+        cache_props = sink_props.cache
+        if not cache_props.enabled and callable(getattr(sink, "write_nowait", None)):
             # Its write never waits: the operator task writes it, no sink task or channel (nothing buffers).
             inline = _InlineSink(
                 cast(NowaitSink, sink),
                 sink_props,
                 metrics.add(OpMetrics(name, lambda: 0, ctx.connection)),
                 env.clock,
+                logger,
             )
             sink_tasks.append(functools.partial(_hold_sink, sink, inline.closed))
             sends.append(inline)
             continue
+        cache: SinkCache | None = None
+        resend_sink: Sink | None = None
+        if cache_props.enabled:
+            cache = open_cache(cache_props, env.services.data_dir, rule.id, index, logger)
+            resend_sink = _resend_sink(env, sink_type, index, sink_props, ctx)
         send, recv = trio.open_memory_channel[list[Emission]](buffer)
-        m_sink = metrics.add(OpMetrics(name, _channel_len(recv), ctx.connection))
-        sink_tasks.append(functools.partial(_run_sink, sink, sink_props, recv, m_sink, env.clock))
+        m_sink = metrics.add(OpMetrics(name, _sink_len(recv, cache), ctx.connection))
+        writer = SinkWriter(sink, sink_props, m_sink, env.clock, logger, cache, resend_sink)
+        sink_tasks.append(functools.partial(_run_sink, sink, resend_sink, writer, recv, name))
         sends.append(send)
 
     policy = rule.options.buffer_full_policy
@@ -232,79 +243,95 @@ async def _run_source(
 
 async def _run_sink(
     sink: Sink,
-    props: SinkProps,
+    resend_sink: Sink | None,
+    writer: SinkWriter,
     recv: trio.MemoryReceiveChannel[list[Emission]],
-    metrics: OpMetrics,
-    clock: Clock,
+    label: str,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Open the sink (and its ``resendDestination`` twin), then let ``writer`` write until the input ends.
+
+    Raises: what ``Sink.open`` raised (the rule does not start), or a bug in a write (see ``SinkWriter.run``).
+
+    Cancellation: the cache keeps what is unsent and the sinks are closed (``_close_sink``) before this returns.
+    """
+    resend_open = False
     try:
         await sink.open()
+        if resend_sink is not None:
+            await resend_sink.open()
+            resend_open = True
         task_status.started()
-        # Default properties turn an emission into one message of its rows: skip the general path then.
-        plain = props.is_plain
-        async with recv:
-            async for first in recv:
-                started = trio.current_time()
-                emissions, _ = take_queued(recv, first)
-                for emission in emissions:
-                    rows = [emission.as_row()] if isinstance(emission, ErrorItem) else emission
-                    metrics.records_in += 1
-                    try:
-                        for message in (rows,) if plain else props.messages(rows):
-                            try:
-                                await sink.write(message)
-                            except EncodeError as exc:  # this message only: count it, drop it, go on
-                                metrics.error(str(exc), clock.now_ms())
-                    except Exception as exc:
-                        metrics.error(str(exc), clock.now_ms())
-                        raise
-                    metrics.records_out += 1
-                metrics.messages_processed += len(emissions)
-                metrics.process_latency_us = int((trio.current_time() - started) * 1e6)
-                metrics.last_invocation = clock.now_ms()
+        await writer.run(recv)
     finally:
-        await _close_sink(sink, metrics.name)
+        writer.close()  # plain calls: a page or two of disk writes, never cut short by the cancellation
+        if resend_open:
+            assert resend_sink is not None
+            await _close_sink(resend_sink, f"{label} (resend)")
+        await _close_sink(sink, label)
+
+
+def _sink_len(recv: trio.MemoryReceiveChannel[Any], cache: SinkCache | None) -> Callable[[], int]:
+    """A sink's ``buffer_length``: what waits in its channel, plus its cache (as eKuiper counts it)."""
+    if cache is None:
+        return _channel_len(recv)
+    return lambda: recv.statistics().current_buffer_used + cache.length
+
+
+def _resend_sink(env: RuleEnv, sink_type: str, index: int, props: SinkProps, ctx: IoContext) -> Sink | None:
+    """The second instance of an action's connector that resent messages go to (``resendDestination``, with the
+    alter queue on), as eKuiper v2 builds it: the same properties with ``topic`` set to the destination."""
+    cache = props.cache
+    if not (cache.alter_queue and cache.destination):
+        return None
+    resend_props = {**props.connector_props, "topic": cache.destination}
+    try:
+        return build_sink(env.registry, sink_type, index, resend_props, ctx)
+    except PlanError as exc:
+        raise PlanError(
+            f"sink property 'resendDestination' is used as the {sink_type} sink's 'topic': {exc}"
+        ) from exc
 
 
 @final
 class _InlineSink:
-    """A ``NowaitSink`` written by the operator task itself: what ``_run_sink`` does per emission, as plain
-    calls, with the same metrics (records in/out, errors, latency). An exception other than ``EncodeError``
-    propagates into the operator task and so fails the rule, as it would from a sink task."""
+    """A ``NowaitSink`` written by the operator task itself: what ``SinkWriter`` does per emission (without a
+    cache), as plain calls, with the same metrics (records in/out, errors, latency). A ``SinkError`` is counted
+    and its message dropped; any other exception propagates into the operator task and so fails the rule."""
 
-    __slots__ = ("_clock", "_metrics", "_plain", "_props", "_write", "closed")
+    __slots__ = ("_clock", "_failures", "_metrics", "_plain", "_props", "_write", "closed")
 
-    def __init__(self, sink: NowaitSink, props: SinkProps, metrics: OpMetrics, clock: Clock) -> None:
+    def __init__(
+        self, sink: NowaitSink, props: SinkProps, metrics: OpMetrics, clock: Clock, logger: logging.Logger
+    ) -> None:
         self._write = sink.write_nowait
         self._props = props
         self._plain = props.is_plain
         self._metrics = metrics
         self._clock = clock
+        self._failures = WriteFailures(metrics, clock, logger)
         self.closed = trio.Event()  # set when the operator is done: ``_hold_sink`` closes the sink then
 
     def send_nowait(self, value: list[Emission]) -> None:
         started = trio.current_time()
         write, props, metrics, plain = self._write, self._props, self._metrics, self._plain
-        done = 0
         for emission in value:
             rows = [emission.as_row()] if isinstance(emission, ErrorItem) else emission
-            try:
-                for message in (rows,) if plain else props.messages(rows):
-                    try:
-                        write(message)
-                    except EncodeError as exc:  # this message only: count it, drop it, go on
-                        metrics.error(str(exc), self._clock.now_ms())
-            except Exception as exc:
-                metrics.records_in += done + 1
-                metrics.records_out += done
-                metrics.error(str(exc), self._clock.now_ms())
-                raise
-            done += 1
-        metrics.records_in += done
-        metrics.records_out += done
-        metrics.messages_processed += done
+            metrics.records_in += 1
+            written = True
+            for message in (rows,) if plain else props.messages(rows):
+                try:
+                    write(message)
+                except SinkError as exc:  # this message only: count it, drop it, go on
+                    self._failures.failed(exc, "dropped")
+                    written = written and isinstance(exc, EncodeError)
+                except Exception as exc:  # a bug: shown on the sink's metrics too, then the rule fails
+                    metrics.error(str(exc) or type(exc).__name__, self._clock.now_ms())
+                    raise
+            if written:
+                metrics.records_out += 1
+        metrics.messages_processed += len(value)
         metrics.process_latency_us = int((trio.current_time() - started) * 1e6)
         metrics.last_invocation = self._clock.now_ms()
 
@@ -342,4 +369,6 @@ def check_connectors(plan: RulePlan, env: RuleEnv, ctx: IoContext) -> None:
     for source in plan.inputs:
         input_source(plan, source, env, ctx)
     for index, (sink_type, props) in enumerate(plan.rule.actions):
-        build_sink(env.registry, sink_type, index, SinkProps.from_action(props).connector_props, ctx)
+        sink_props = SinkProps.from_action(props)
+        build_sink(env.registry, sink_type, index, sink_props.connector_props, ctx)
+        _resend_sink(env, sink_type, index, sink_props, ctx)

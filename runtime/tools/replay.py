@@ -45,6 +45,7 @@ from runtime.io.contract import SinkSpec, SourceSpec
 from runtime.io.file_source import FileSource
 from runtime.io.registry import Registry
 from runtime.io.services import Services
+from runtime.io.sinktemplate import rendered_rows
 from runtime.metrics import RuleMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
 from runtime.plan.catalog import Catalog
@@ -235,10 +236,13 @@ class CollectorSink:
     async def open(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    def write_nowait(self, data: Row | list[Row]) -> None:
+    def write_nowait(self, data: Row | list[Row] | str) -> None:
+        if isinstance(data, str):  # a dataTemplate output: its rows, as the memory sink reads it back
+            self._on_message(rendered_rows(data))
+            return
         self._on_message(data if isinstance(data, list) else [data])
 
-    async def write(self, data: Row | list[Row]) -> None:
+    async def write(self, data: Row | list[Row] | str) -> None:
         await trio.lowlevel.checkpoint()
         self.write_nowait(data)
 

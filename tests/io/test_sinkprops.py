@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from runtime.errors import PlanError
-from runtime.io.sinkprops import SinkProps
+from runtime.io.sinkprops import CacheProps, SinkProps
 from runtime.model import Row
 
 ROWS: list[Row] = [{"a": 1, "b": 2, "c": 3}, {"a": 4, "b": 5, "c": 6}]
@@ -85,7 +85,8 @@ def test_table_data_field_is_the_legacy_alias() -> None:
         ({"concurrency": True}, "'concurrency' must be a non-negative integer"),
         ({"batchSize": -1}, "'batchSize' must be a non-negative integer"),
         ({"lingerInterval": 1.5}, "'lingerInterval' must be a non-negative integer"),
-        ({"dataTemplate": "{{.a}}"}, "'dataTemplate' is not supported"),
+        ({"dataTemplate": "{{.a"}, "'dataTemplate': template: sink:1:5: unclosed action"),
+        ({"dataTemplate": 3}, "'dataTemplate' must be a string"),
     ],
 )
 def test_bad_types_are_plan_errors(action: dict[str, Any], message: str) -> None:
@@ -122,3 +123,78 @@ def test_messages_do_not_mutate_the_shared_emission() -> None:
     SinkProps.from_action({"excludeFields": ["a"]}).messages(emission)
     SinkProps.from_action({"fields": ["b"]}).messages(emission)
     assert emission == [{"a": 1, "b": 2}]
+
+
+def test_cache_defaults_are_ekuipers_and_cache_keys_stay_with_the_runtime() -> None:
+    cache = SinkProps.from_action({}).cache
+    assert cache == CacheProps()
+    assert (cache.enabled, cache.memory_threshold, cache.max_disk, cache.page_size) == (
+        False,
+        1024,
+        1024000,
+        256,
+    )
+    assert (cache.resend_interval_ms, cache.clean_at_stop, cache.alter_queue, cache.priority) == (
+        0,
+        False,
+        False,
+        0,
+    )
+    assert cache.retry_interval == 0.1  # eKuiper's 100 ms floor when resendInterval is 0
+    assert cache.chain_interval == 0
+    action = {
+        "topic": "t",
+        "enableCache": True,
+        "memoryCacheThreshold": 8,
+        "maxDiskCache": 16,
+        "bufferPageSize": 4,
+        "resendInterval": "250ms",
+        "cleanCacheAtStop": True,
+        "resendAlterQueue": True,
+        "resendPriority": -1,
+        "resendIndicatorField": "resent",
+        "resendDestination": "again",
+    }
+    props = SinkProps.from_action(action)
+    assert props.connector_props == {"topic": "t"}
+    assert props.cache == CacheProps(True, 8, 16, 4, 250, True, True, -1, "resent", "again")
+    assert props.cache.retry_interval == props.cache.chain_interval == 0.25
+    assert SinkProps.from_action({"resendInterval": 20}).cache.resend_interval_ms == 20  # an integer is ms
+
+
+@pytest.mark.parametrize(
+    ("action", "messages"),
+    [
+        (
+            {"bufferPageSize": 0, "maxDiskCache": "big", "resendPriority": True},
+            [
+                "'maxDiskCache' must be a non-negative integer, got 'big'",
+                "'bufferPageSize' must be positive, got 0",
+                "'resendPriority' must be -1, 0 or 1, got True",
+            ],
+        ),
+        (
+            {"memoryCacheThreshold": 100, "bufferPageSize": 256, "maxDiskCache": 1000},
+            [
+                "'memoryCacheThreshold' (100) must be at least bufferPageSize (256)",
+                "'maxDiskCache' (1000) must be a multiple of bufferPageSize (256)",
+            ],
+        ),
+        (
+            {"sendSingle": 1, "resendInterval": -5, "cleanCacheAtStop": "no", "resendIndicatorField": 3},
+            [
+                "'sendSingle' must be a bool",
+                "'resendInterval' must be a non-negative number of milliseconds or a duration, got -5",
+                "'cleanCacheAtStop' must be a bool",
+                "'resendIndicatorField' must be a string",
+            ],
+        ),
+    ],
+)
+def test_every_wrong_property_is_listed_at_once(action: dict[str, Any], messages: list[str]) -> None:
+    with pytest.raises(PlanError) as caught:
+        SinkProps.from_action(action)
+    text = str(caught.value)
+    for message in messages:
+        assert message in text
+    assert text.count("sink property") == len(messages)

@@ -105,7 +105,9 @@ class _InlineRecorder:
         if any(row.get("size") == 3 for row in rows):
             raise EncodeError("size 3 has no form")  # this message only
         if any(row.get("size") == 99 for row in rows):
-            raise SinkError("sink broke")  # fails the rule
+            raise SinkError("sink broke")  # counted and dropped: the rule goes on
+        if any(row.get("size") == 666 for row in rows):
+            raise RuntimeError("a bug in the sink")  # not a SinkError: fails the rule
         self._written.append(data)
 
     async def aclose(self) -> None:
@@ -157,8 +159,21 @@ async def test_an_inline_sink_is_written_by_the_operator_with_the_sink_metrics(
     assert snap["sink_nop_1_0_records_out_total"] == 3
 
 
-async def test_an_inline_sink_failure_fails_the_rule(
+async def test_an_inline_sink_error_is_counted_and_the_rule_goes_on(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    with pytest.RaisesGroup(SinkError, flatten_subgroups=True):
-        await _run_inline(tmp_path, [2, 99, 4], [{"inline": {}}])
+    written, state, metrics = await _run_inline(tmp_path, [2, 99, 4], [{"inline": {}}])
+    assert written == [[{"size": 2}], [{"size": 4}]]  # the failed message is dropped, the next one written
+    assert state == ["open", "closed", "returned"]
+    snap = metrics.snapshot()
+    assert snap["sink_inline_0_0_records_in_total"] == 3
+    assert snap["sink_inline_0_0_records_out_total"] == 2
+    assert snap["sink_inline_0_0_exceptions_total"] == 1
+    assert snap["sink_inline_0_0_last_exception"] == "sink broke"
+
+
+async def test_an_inline_sink_bug_fails_the_rule(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    with pytest.RaisesGroup(RuntimeError, flatten_subgroups=True):
+        await _run_inline(tmp_path, [2, 666, 4], [{"inline": {}}])

@@ -14,6 +14,7 @@ from runtime.errors import PlanError
 from runtime.formats.decode import checked_event, row_check
 from runtime.io.contract import SinkSpec, SourceSpec
 from runtime.io.memory.bus import DEFAULT_SUBSCRIPTION_BUFFER, validate_filter
+from runtime.io.sinktemplate import rendered_rows
 from runtime.model import Batch, ErrorItem, Outbox, Row
 
 
@@ -78,7 +79,9 @@ class MemorySink:
     """Action ``"memory"``: publishes every message to ``topic`` on the engine's bus.
 
     A list message is one publication (the subscribing source gets it as one batch); a row is a
-    publication of one row.
+    publication of one row. A ``dataTemplate`` output is read back as JSON, as eKuiper's memory sink decodes
+    it: an object is one row, an array of objects one publication of them; anything else is an
+    ``EncodeError`` (the message is dropped).
     """
 
     def __init__(self, spec: SinkSpec) -> None:
@@ -99,7 +102,15 @@ class MemorySink:
         self._ctx.connection.status = 1
         self._ctx.connection.last_connected_time = self._ctx.clock.now_ms()
 
-    async def write(self, data: Row | list[Row]) -> None:
+    async def write(self, data: Row | list[Row] | str) -> None:
+        """Publish one message.
+
+        Raises:
+          EncodeError: a ``dataTemplate`` that failed or whose output is not a JSON object or array of objects.
+        """
+        if isinstance(data, str):
+            await self._bus.publish(self._topic, rendered_rows(data))
+            return
         await self._bus.publish(self._topic, data if isinstance(data, list) else [data])
 
     async def aclose(self) -> None:

@@ -24,7 +24,7 @@ from runtime.errors import (
     HandshakeRejected,
     MessageTooBig,
     PeerClosed,
-    SinkError,
+    SinkUnavailable,
     leaves,
 )
 from runtime.formats.decode import DecodeError, Decoder
@@ -157,15 +157,15 @@ class WsClient:
         """Send one frame: text for ``str``, binary for ``bytes``.
 
         Raises:
-          SinkError: not connected right now (the reconnect loop keeps trying meanwhile).
+          SinkUnavailable: not connected right now (the reconnect loop keeps trying meanwhile).
         """
         ws = self._ws
         if ws is None:
-            raise SinkError(f"websocket {self.url} is not connected")
+            raise SinkUnavailable(f"websocket {self.url} is not connected")
         try:
             await ws.send_message(message)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise SinkError(f"websocket {self.url} is not connected: {describe_failure(exc)}") from None
+            raise SinkUnavailable(f"websocket {self.url} is not connected: {describe_failure(exc)}") from None
         finally:
             if ws.broken and self._session_scope is not None:
                 # This write was cut short (its rule stopped mid-frame): the stream may end inside a frame,

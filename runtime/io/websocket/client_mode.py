@@ -15,6 +15,7 @@ from runtime.errors import SinkError, SourceError
 from runtime.formats import encoder
 from runtime.formats.decode import Decoder
 from runtime.io.contract import SinkSpec, SourceSpec
+from runtime.io.sinktemplate import message_text
 from runtime.io.websocket.client import WsClient
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.tls import resolve_target
@@ -85,9 +86,10 @@ class ClientSource:
 class ClientSink:
     """Action ``websocket`` in client mode: each message is one frame on the connection dialled for ``path``.
 
-    ``format`` (default json) picks the encoder; json and delimited go out as text frames, other formats as
-    binary frames. While the connection is down ``write`` raises ``SinkError`` (eKuiper reports success and
-    loses the data), so the rule's retry and restart policies see it.
+    ``format`` (default json) picks the encoder (a ``dataTemplate`` output is sent as it is, unencoded); json
+    and delimited go out as text frames, other formats as
+    binary frames. While the connection is down ``write`` raises ``SinkUnavailable`` (eKuiper reports success
+    and loses the data): the message is counted and dropped, or cached and resent with ``enableCache``.
 
     Raises (when built):
       SinkError: the conf group is not in client mode or the address or path is malformed.
@@ -132,11 +134,12 @@ class ClientSink:
         except SourceError as exc:
             raise SinkError(str(exc)) from exc
 
-    async def write(self, data: Row | list[Row]) -> None:
+    async def write(self, data: Row | list[Row] | str) -> None:
         """Send one message as one frame.
 
         Raises:
-          SinkError: not connected (or the sink is not open).
+          SinkUnavailable: not connected.
+          SinkError: the sink is not open.
         """
         if self._client is None:
             raise SinkError(f"websocket {self._url} is not open")
@@ -146,6 +149,10 @@ class ClientSink:
             self._first_write = False
             with trio.move_on_after(self._conf.connect_timeout):
                 await self._client.wait_connected()
+        if isinstance(data, str):  # a dataTemplate output: sent as it is
+            text = message_text(data)
+            await self._client.send(text if self._text else text.encode())
+            return
         payload = self._encode(data)
         await self._client.send(payload.decode() if self._text else payload)
 

@@ -16,6 +16,7 @@ from runtime.errors import SinkError, SourceError
 from runtime.formats import encoder
 from runtime.formats.decode import Decoder
 from runtime.io.contract import SinkSpec, SourceSpec
+from runtime.io.sinktemplate import message_text
 from runtime.io.websocket.conf import WsConf
 from runtime.io.websocket.endpoint import Endpoint
 from runtime.model import Outbox, Row
@@ -98,7 +99,8 @@ class ServerSource:
 class ServerSink:
     """Action ``websocket`` in server mode: every message goes to every client connected on ``path``.
 
-    ``format`` (default json) picks the encoder; json and delimited go out as text frames, other formats as
+    ``format`` (default json) picks the encoder (a ``dataTemplate`` output is sent as it is, unencoded); json
+    and delimited go out as text frames, other formats as
     binary frames. Each client has its own bounded queue; a client whose queue is full is closed with 1008,
     counted in ``slow_clients`` and reported in ``ctx.connection.last_disconnected_message``. ``write`` never
     blocks on clients and never fails for them (no client connected means the message reaches nobody).
@@ -144,7 +146,7 @@ class ServerSink:
             )
         )
 
-    async def write(self, data: Row | list[Row]) -> None:
+    async def write(self, data: Row | list[Row] | str) -> None:
         """Queue one message, as one frame, for every connected client.
 
         Raises:
@@ -152,7 +154,8 @@ class ServerSink:
         """
         if self._endpoint is None:
             raise SinkError(f"websocket sink on {self._path} is not open")
-        payload = self._encode(data)
+        # A dataTemplate output (a str message) goes out as it is, without the format's encoder.
+        payload = message_text(data).encode() if isinstance(data, str) else self._encode(data)
         slow = self._endpoint.broadcast(self._text, payload)  # text frames: the encoder's UTF-8 bytes
         if slow:
             self.slow_clients += slow

@@ -20,7 +20,7 @@ import trio
 import trio.testing
 
 from runtime.clock import Clock
-from runtime.errors import SinkError, SourceError
+from runtime.errors import SinkUnavailable, SourceError
 from runtime.formats.decode import Decoder
 from runtime.io.websocket.client import (
     CONNECTED,
@@ -277,7 +277,9 @@ async def test_sink_send_fails_while_disconnected_and_works_once_connected() -> 
             metrics = ConnectionMetrics()
             async with services.ws_clients.subscribe(conf, "/out", clock=Clock(), metrics=metrics) as client:
                 await client.wait_status(DISCONNECTED)
-                with pytest.raises(SinkError, match=r"websocket ws://127\.0\.0\.1:\d+/out is not connected"):
+                with pytest.raises(
+                    SinkUnavailable, match=r"websocket ws://127\.0\.0\.1:\d+/out is not connected"
+                ):
                     await client.send("lost")
                 await peer.start(nursery)
                 await client.wait_connected()

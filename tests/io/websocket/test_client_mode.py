@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from runtime.clock import Clock
-from runtime.errors import PlanError, SinkError, SourceError
+from runtime.errors import PlanError, SinkError, SinkUnavailable, SourceError
 from runtime.io.contract import IoContext, SinkSpec, SourceSpec
 from runtime.io.services import Services
 from runtime.io.websocket.client import CONNECTED, DISCONNECTED
@@ -130,7 +130,9 @@ async def test_sink_sends_text_frames_and_fails_while_disconnected() -> None:
             port = peer.port
             await peer.stop()
             await wait_status(services, DISCONNECTED)
-            with pytest.raises(SinkError, match=rf"websocket ws://127\.0\.0\.1:{port}/out is not connected"):
+            with pytest.raises(
+                SinkUnavailable, match=rf"websocket ws://127\.0\.0\.1:{port}/out is not connected"
+            ):
                 await sink.write({"a": 4})
             await peer.start(nursery)  # same port: the shared client comes back by itself
             await wait_status(services, CONNECTED)
