@@ -19,6 +19,13 @@ from runtime.errors import EngineError, PlanError
 from runtime.io.contract import ConfCheck, ConnectionTest, SinkFactory, SourceFactory
 from runtime.io.file import FileSink
 from runtime.io.file_source import FileSource
+from runtime.io.http.connector import (
+    check_httppull_conf,
+    httppull_source,
+    rest_sink,
+    test_httppull_connection,
+)
+from runtime.io.httppush.connector import check_httppush_conf, httppush_source
 from runtime.io.log import LogSink
 from runtime.io.memory.connector import MemorySink, MemorySource
 from runtime.io.mqtt.connector import check_mqtt_conf, mqtt_sink, mqtt_source, test_mqtt_connection
@@ -171,7 +178,8 @@ def _register(table: dict[str, _Entry[_F]], kind: str, entry: _Entry[_F], replac
 def builtin_registry() -> Registry:
     """A new registry with the built-in connectors.
 
-    Sources: ``memory``, ``file``, ``websocket``. Sinks: ``memory``, ``websocket``, ``log``, ``nop``, ``file``.
+    Sources: ``memory``, ``file``, ``websocket``, ``mqtt`` (eKuiper's default ``TYPE``), ``httppush``,
+    ``httppull``. Sinks: ``memory``, ``websocket``, ``mqtt``, ``rest``, ``log``, ``nop``, ``file``.
     """
     registry = Registry()
     registry.register_source("memory", MemorySource)
@@ -187,6 +195,13 @@ def builtin_registry() -> Registry:
         test_connection=test_websocket_connection,
     )
     registry.register_sink("websocket", websocket_sink, check_conf=check_websocket_conf)
-    registry.register_source("mqtt", mqtt_source, check_conf=check_mqtt_conf, test_connection=test_mqtt_connection)
+    registry.register_source("httppush", httppush_source, check_conf=check_httppush_conf)
+    registry.register_source(
+        "mqtt", mqtt_source, check_conf=check_mqtt_conf, test_connection=test_mqtt_connection
+    )
     registry.register_sink("mqtt", mqtt_sink)
+    registry.register_source(
+        "httppull", httppull_source, check_conf=check_httppull_conf, test_connection=test_httppull_connection
+    )
+    registry.register_sink("rest", rest_sink)
     return registry

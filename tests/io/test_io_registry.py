@@ -18,8 +18,8 @@ from runtime.io.services import Services
 
 def test_builtin_types() -> None:
     registry = builtin_registry()
-    assert registry.source_types() == ["file", "memory", "websocket"]
-    assert registry.sink_types() == ["file", "log", "memory", "nop", "websocket"]
+    assert registry.source_types() == ["file", "httppull", "httppush", "memory", "mqtt", "websocket"]
+    assert registry.sink_types() == ["file", "log", "memory", "mqtt", "nop", "rest", "websocket"]
     assert registry.source_factory("memory") is MemorySource
     assert registry.source_factory("MEMORY") is MemorySource
     assert registry.sink_factory("memory") is MemorySink
@@ -35,14 +35,14 @@ def test_each_builtin_registry_is_independent() -> None:
 def test_unknown_types_list_the_known_ones() -> None:
     registry = builtin_registry()
     with pytest.raises(
-        PlanError, match=r"unknown source type 'mqtt'; known source types: file, memory"
+        PlanError, match=r"unknown source type 'kafka'; known source types: file, httppull, httppush, memory"
     ) as info:
-        registry.source_factory("mqtt")
+        registry.source_factory("kafka")
     assert info.value.code == 2101
     with pytest.raises(
-        PlanError, match=r"unknown sink type 'rest'; known sink types: file, log, memory, nop"
+        PlanError, match=r"unknown sink type 'kafka'; known sink types: file, log, memory, mqtt, nop, rest"
     ):
-        registry.sink_factory("rest")
+        registry.sink_factory("kafka")
 
 
 async def test_register_a_connector_and_build_it() -> None:

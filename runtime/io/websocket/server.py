@@ -1,14 +1,16 @@
-"""The global data server: one websocket server per engine whose lifetime tracks the rules that use it.
+"""The global data server: one websocket and HTTP server per engine whose lifetime tracks the rules that use it.
 
 ``DataServer`` is ``Services.data_server``. Every server-mode websocket source (``subscribe``) and sink
-(``publisher``) holds one reference for as long as its rule runs: the first reference starts the server in the
-engine's supervisor nursery (listening on ``[source] httpServerIp:httpServerPort`` of ``oort.toml``, with TLS
-when configured), the last one stops it, so the port is bound exactly while some rule needs it. Start and stop
-are serialised by a lock and never interleave.
+(``publisher``) and every httppush source (``push``) holds one reference for as long as its rule runs: the first
+reference starts the server in the engine's supervisor nursery (listening on ``[source]
+httpServerIp:httpServerPort`` of ``oort.toml``, with TLS when configured), the last one stops it, so the port is
+bound exactly while some rule needs it. Start and stop are serialised by a lock and never interleave.
 
-The server speaks websocket on wsproto directly (``wire.py``: one socket read becomes one batch). Connections
-are routed by URL path to an ``Endpoint`` (``endpoint.py``: auth, reading, delivering, writing); a path
-nobody is registered on is refused with HTTP 403. Plain HTTP requests get 404.
+The server reads each connection's first request head and dispatches on it. A websocket upgrade is spoken on
+wsproto directly (``wire.py``: one socket read becomes one batch) and routed by URL path to an ``Endpoint``
+(``endpoint.py``: auth, reading, delivering, writing); a path nobody is registered on is refused with HTTP 403.
+Any other request is HTTP/1.1 for the httppush paths (``runtime/io/httppush/``: 404 for a path no push source
+serves).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from runtime.config.secrets import redact_query
 from runtime.errors import ServerStartError, SourceError, leaves
 from runtime.formats.decode import Decoder
 from runtime.heap import ByteBudget
+from runtime.io.httppush.conf import PushConf
+from runtime.io.httppush.connection import is_upgrade, read_head, serve_http
+from runtime.io.httppush.endpoint import Pusher, PushRoutes
 from runtime.io.websocket.conf import WsConf, endpoint_differences
 from runtime.io.websocket.endpoint import (
     GOING_AWAY,
@@ -70,6 +75,7 @@ class DataServer:
 
     Attributes:
       budget: the inbound bytes all connections together may hold (``source.maxInboundBytes``, runtime/heap.py).
+      push_routes: the httppush paths (``push_routes.counts()``: paths and sources registered).
       outbound_queue: sink messages one client may lag behind before it is closed with 1008 (for paths
         registered from now on).
 
@@ -88,6 +94,7 @@ class DataServer:
         self._lock = trio.Lock()  # start and stop never interleave
         self._next_conn = 0
         self.budget = ByteBudget(source_conf.max_inbound_bytes)
+        self.push_routes = PushRoutes(public=not is_loopback(source_conf.http_server_ip))
 
     @property
     def running(self) -> bool:
@@ -146,7 +153,7 @@ class DataServer:
         """
         registrant = Registrant(clock, metrics, owner)
         sub = Subscriber(outbox, registrant)
-        async with self._reference(conf):
+        async with self._reference():
             endpoint = self._register(path, conf, registrant)
             group = endpoint.streams.get(stream_key)
             if group is None:
@@ -174,7 +181,7 @@ class DataServer:
           ServerStartError, SourceError: as for ``subscribe``.
         """
         registrant = Registrant(clock, metrics, owner)
-        async with self._reference(conf):
+        async with self._reference():
             endpoint = self._register(path, conf, registrant)
             endpoint.sinks += 1
             try:
@@ -182,6 +189,43 @@ class DataServer:
             finally:
                 endpoint.sinks -= 1
                 self._unregister(endpoint, registrant)
+
+    @asynccontextmanager
+    async def push(
+        self,
+        path: str,
+        method: str,
+        stream_key: str,
+        decoder: Decoder,
+        outbox: Outbox,
+        conf: PushConf,
+        *,
+        clock: Clock,
+        metrics: ConnectionMetrics,
+        owner: str = "",
+    ) -> AsyncIterator[None]:
+        """Deliver the bodies clients send with ``method`` to ``path`` into ``outbox`` for the duration of the
+        block (an httppush source; see ``runtime/io/httppush/endpoint.py`` for how a body is taken).
+
+        Args:
+          stream_key: bodies are decoded once per key; rules on the same stream pass the same key.
+          outbox: the rule's input; a request is answered once every rule on the path took its rows.
+          conf: the conf group; every registrant of a path must have the same token, origins and size cap.
+
+        Raises:
+          ServerStartError: the data server had to be started and could not bind or load its TLS files.
+          SourceError: the path is in use with other settings.
+
+        Cancellation: unregisters (requests waiting on this rule's buffer are let go); the server's last user
+        stops it (port freed) before the block exits.
+        """
+        pusher = Pusher(outbox, clock, metrics, owner)
+        async with self._reference():
+            self.push_routes.register(path, method, stream_key, decoder, pusher, conf)
+            try:
+                yield
+            finally:
+                self.push_routes.unregister(path, method, stream_key, pusher)
 
     def _register(self, path: str, conf: WsConf, registrant: Registrant) -> Endpoint:
         endpoint = self._endpoints.get(path)
@@ -218,10 +262,10 @@ class DataServer:
             endpoint.close_all(GOING_AWAY)
 
     @asynccontextmanager
-    async def _reference(self, conf: WsConf) -> AsyncIterator[None]:
+    async def _reference(self) -> AsyncIterator[None]:
         async with self._lock:
             if self._run is None or self._run.stopped.is_set():  # never started, or crashed (logged)
-                await self._start(conf)
+                await self._start()
             self._refs += 1
         try:
             yield
@@ -247,7 +291,7 @@ class DataServer:
         context.set_alpn_protocols(["http/1.1"])
         return context
 
-    async def _start(self, conf: WsConf) -> None:
+    async def _start(self) -> None:
         source = self._source
         where = f"{source.http_server_ip}:{source.http_server_port}"
         self._generation += 1
@@ -267,13 +311,14 @@ class DataServer:
                 await trio.aclose_forcefully(listener)
             raise
         self._run = run
-        scheme = "wss" if context is not None else "ws"
+        tls = "s" if context is not None else ""
         logging.getLogger("oort.listening").info(  # shown at any log level (runtime/logsetup.py)
-            "websocket data server %d listening on %s://%s:%d",
+            "data server %d listening on %s:%d (ws%s:// websocket, http%s:// push)",
             run.generation,
-            scheme,
             source.http_server_ip,
             run.port,
+            tls,
+            tls,
         )
 
     async def _serve(
@@ -317,9 +362,16 @@ class DataServer:
         self._run = None
 
     async def _connection(self, stream: trio.abc.Stream) -> None:
-        """One client connection: the upgrade, routing and admission, then the endpoint serves it."""
+        """One client connection: HTTP requests for push paths, or the upgrade, routing and admission of a
+        websocket, which its endpoint then serves."""
         try:
-            accepted = await handshake(stream)
+            head = await read_head(stream)
+            if head is None:
+                return  # the client left, or sent no complete request head in time
+            if not is_upgrade(head):
+                await serve_http(stream, head, self.push_routes, self.budget, _peer(stream))
+                return
+            accepted = await handshake(stream, head)
             if accepted is None:
                 return
             ws, request = accepted
@@ -351,7 +403,7 @@ class DataServer:
             pass  # the client went away or its TLS handshake failed: nothing to answer
         except Exception:  # noqa: BLE001 - one connection's failure must never take the server down
             # Debug level: any client can cause this, and a warning per connection would let it flood the log.
-            self._logger.debug("websocket connection failed", exc_info=True)
+            self._logger.debug("data server connection failed", exc_info=True)
         finally:
             await trio.aclose_forcefully(stream)
 

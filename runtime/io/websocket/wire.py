@@ -4,8 +4,8 @@ batch of messages.
 hypercorn (server) and trio-websocket (client) hand over one message per scheduler pass through a queue, so
 every frame cost a task switch before it reached a rule. Here the connection's own task reads the socket and
 feeds wsproto, and every message completed by that read is handed over at once; outgoing frames leave with one
-socket write. The HTTP upgrade is parsed by wsproto (h11 underneath); requests that are not websocket upgrades
-get a 404.
+socket write. The HTTP upgrade is parsed by wsproto (h11 underneath); the data server hands other requests to
+the HTTP push code before they get here (one that still arrives gets a 404).
 """
 
 from __future__ import annotations
@@ -49,16 +49,18 @@ PARTIAL_IDLE = 30.0  # seconds a half-received message may sit without a byte mo
 MESSAGE_DEADLINE = 120.0
 
 
-async def handshake(stream: trio.abc.Stream) -> tuple[WSConnection, Request] | None:
-    """Read the HTTP upgrade request; None when the client left, was too slow or sent no websocket request
-    (answered with 404 or 400 then)."""
+async def handshake(stream: trio.abc.Stream, initial: bytes = b"") -> tuple[WSConnection, Request] | None:
+    """Read the HTTP upgrade request, starting with ``initial`` (what the data server already read of it); None
+    when the client left, was too slow or sent no websocket request (answered with 404 or 400 then)."""
     ws = WSConnection(ConnectionType.SERVER)
     with trio.move_on_after(HANDSHAKE_TIMEOUT):
         seen = b""
+        data = initial
         while True:
-            data = bytes(await stream.receive_some(READ_SIZE))
             if not data:
-                return None
+                data = bytes(await stream.receive_some(READ_SIZE))
+                if not data:
+                    return None
             seen = (seen + data)[:READ_SIZE]  # the request head, to tell a plain request from a bad upgrade
             try:
                 ws.receive_data(data)
@@ -72,6 +74,7 @@ async def handshake(stream: trio.abc.Stream) -> tuple[WSConnection, Request] | N
                 else:
                     await _reject_bad_upgrade(stream, ws, exc)
                 return None
+            data = b""
     return None
 
 
