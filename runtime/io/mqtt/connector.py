@@ -22,9 +22,10 @@ import trio
 
 from runtime.clock import Clock
 from runtime.config import conf_group
-from runtime.errors import ConfigError, EngineError, PlanError, SinkUnavailable
+from runtime.errors import ConfigError, EncodeError, EngineError, PlanError, SinkUnavailable
 from runtime.formats import encoder
 from runtime.formats.decode import Decoder, make_decoder
+from runtime.formats.gotemplate import PropertyTemplate, TemplateSyntaxError
 from runtime.io.contract import Sink, SinkSpec, Source, SourceSpec
 from runtime.io.mqtt.conf import (
     CONN_KEYS,
@@ -35,6 +36,7 @@ from runtime.io.mqtt.conf import (
     parse_source_conf,
 )
 from runtime.io.services import Services
+from runtime.io.sinktemplate import message_data, message_text
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Outbox, Row
 from runtime.sql.ast import StreamDef, StreamOptions
@@ -148,13 +150,24 @@ def _compressor(kind: str) -> Callable[[bytes], bytes] | None:
 class MqttSink:
     """Action ``mqtt``: each message published to ``topic`` with ``qos`` and ``retained``.
 
-    ``format`` (default json) encodes the message; ``compression`` compresses it. QoS 1 and 2 wait for the
-    broker's acknowledgement. While the broker is unreachable ``write`` raises ``SinkUnavailable`` (cached and
-    resent when the action enables the sink cache).
+    ``format`` (default json) encodes the message (a ``dataTemplate`` output is sent as it is); ``compression``
+    compresses it. ``topic`` and the MQTT 5 ``properties`` values may be Go templates rendered per message
+    (``"devices/{{.id}}/alarm"``, eKuiper's dynamic properties). QoS 1 and 2 wait for the broker's
+    acknowledgement. While the broker is unreachable ``write`` raises ``SinkUnavailable`` (cached and resent when
+    the action enables the sink cache).
+
+    Raises (when built):
+      PlanError: a template that does not parse, an unknown format.
     """
 
     def __init__(self, spec: SinkSpec, conf: SinkConf) -> None:
         props = spec.props
+        try:
+            self._topic = PropertyTemplate(conf.topic, name="topic")
+            self._user_properties = {k: PropertyTemplate(v, name=k) for k, v in conf.properties.items()}
+        except TemplateSyntaxError as exc:
+            raise PlanError(f"mqtt sink (action {spec.index}): {exc}") from None
+        self._dynamic = self._topic.is_template or any(t.is_template for t in self._user_properties.values())
         fmt = _str_prop(props, "format", "json")
         self._encode = encoder(
             fmt, delimiter=_str_prop(props, "delimiter", ","), has_header=props.get("hasHeader") is True
@@ -173,7 +186,7 @@ class MqttSink:
             ctx.services.mqtt.connection(self._conf.conn, clock=ctx.clock, metrics=ctx.connection)
         )
 
-    async def write(self, data: Row | list[Row] | str | bytes) -> None:
+    async def write(self, data: Row | list[Row] | str) -> None:
         """Publish one message.
 
         Raises:
@@ -188,16 +201,26 @@ class MqttSink:
             self._first_write = False
             with trio.move_on_after(self._conf.conn.connect_timeout):
                 await client.wait_status(1)
-        if isinstance(data, str):
-            payload = data.encode()
-        elif isinstance(data, bytes):
-            payload = data
-        else:
-            payload = self._encode(data)
+        payload = message_text(data).encode() if isinstance(data, str) else self._encode(data)
         if self._compress is not None:
             payload = self._compress(payload)
         conf = self._conf
-        await client.publish(conf.topic, payload, conf.qos, conf.retained, conf.properties)
+        topic, properties = conf.topic, conf.properties
+        if self._dynamic:
+            topic, properties = self._render(data)
+        await client.publish(topic, payload, conf.qos, conf.retained, properties)
+
+    def _render(self, data: Row | list[Row] | str) -> tuple[str, dict[str, str]]:
+        """The topic and user properties of one message (templates rendered against its row or rows).
+
+        Raises:
+          EncodeError: a template failed, or the topic came out empty or with a wildcard (this message only).
+        """
+        value = message_data(data)
+        topic = self._topic.render(value)
+        if not topic or "#" in topic or "+" in topic:
+            raise EncodeError(f"mqtt sink (action {self._spec.index}): the topic template rendered {topic!r}")
+        return topic, {k: t.render(value) for k, t in self._user_properties.items()}
 
     async def aclose(self) -> None:
         """Leave the shared connection (the last user disconnects it). Idempotent."""

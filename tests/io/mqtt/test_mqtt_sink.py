@@ -189,3 +189,26 @@ async def test_bad_sink_properties_are_listed_when_the_rule_is_created(tmp_path:
         assert "topic: a sink topic must not contain the wildcards" in message
         assert "qos: expected 0, 1 or 2, got 3" in message
         assert "retaind: unknown key; did you mean 'retained'?" in message
+
+
+async def test_topic_template_and_data_template(tmp_path: Path, certs: Certs) -> None:
+    async with running_broker(tmp_path / "broker", certs) as broker, mqtt_engine(tmp_path, broker) as engine:
+        with trio.fail_after(20):
+            async with subscribe(broker, "devices/#") as results:
+                await sink_rule(
+                    engine,
+                    sql="SELECT id, a FROM src",
+                    server=broker.url(),
+                    topic="devices/{{.id}}/alarm",
+                    dataTemplate='{"device": "{{.id}}", "level": {{.a}}}',
+                )
+                await wait_connected(engine)
+                await engine.publish("in", [{"id": "d1", "a": 3}, {"id": "", "a": 4}, {"id": "d2", "a": 5}])
+                assert await results.receive() == ("devices/d1/alarm", '{"device": "d1", "level": 3}')
+                # The empty id renders an empty level ("devices//alarm" is a valid topic): it is published too.
+                assert await results.receive() == ("devices//alarm", '{"device": "", "level": 4}')
+                assert await results.receive() == ("devices/d2/alarm", '{"device": "d2", "level": 5}')
+            await engine.publish("in", [{"id": "+", "a": 6}])  # would be a wildcard: dropped and counted
+            while not _sink_metric(engine, "exceptions_total"):
+                await trio.testing.wait_all_tasks_blocked()
+            assert "the topic template rendered 'devices/+/alarm'" in _sink_metric(engine, "last_exception")
