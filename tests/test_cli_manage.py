@@ -91,6 +91,9 @@ async def test_interactive_query_prints_rows_until_interrupted(tmp_path: Path) -
                 return not await query_rule_exists()
 
             await wait_for(query_rule_exists)
+            # Running, i.e. its memory source subscribed: rows published before that are not for it.
+            (query_id,) = [r["id"] for r in api.engine.list_rules() if r["id"].startswith("__query")]
+            await api.engine.wait_status(query_id, "running")
             await api.engine.publish("cli/demo", [{"a": 1}, {"a": 5}])
             received = b""
             while b'[{"a":5}]' not in received:
