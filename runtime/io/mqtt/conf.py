@@ -30,7 +30,10 @@ from runtime.io.confcheck import (
 
 PLAIN_SCHEMES = {"tcp": 1883, "mqtt": 1883}
 TLS_SCHEMES = {"ssl": 8883, "tls": 8883, "mqtts": 8883, "tcps": 8883}
-V31, V311, V5 = 3, 4, 5  # MQTT protocol levels (paho's MQTTv31, MQTTv311, MQTTv5)
+V31, V311, V5 = 3, 4, 5
+DEFAULT_MAX_MESSAGE_SIZE = (
+    16 << 20
+)  # largest decompressed payload a source accepts (a bomb is refused)  # MQTT protocol levels (paho's MQTTv31, MQTTv311, MQTTv5)
 
 
 @final
@@ -77,6 +80,7 @@ class SourceConf:
     qos: int = 0
     decompression: str = ""
     eof_message: bytes = b""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
 
 @final
@@ -193,6 +197,7 @@ SOURCE_KEYS: Keys = {
     "qos": ("qos", _qos),
     "decompression": ("decompression", _compression),
     "eofMessage": ("eof_message", _base64),
+    "maxMessageSize": ("max_message_size", as_count),
     "bufferLength": ("_ignored", as_count),  # eKuiper's source buffer: the rule's bufferLength bounds Oort's
     "kubeedgeVersion": ("_raw", _not_supported("KubeEdge device models are not implemented")),
     "kubeedgeModelFile": ("_raw", _not_supported("KubeEdge device models are not implemented")),
@@ -272,6 +277,7 @@ def parse_source_conf(props: dict[str, Any], where: str) -> SourceConf:
         qos=values.get("qos", 0),
         decompression=values.get("decompression", ""),
         eof_message=values.get("eof_message", b""),
+        max_message_size=values.get("max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
     )
 
 

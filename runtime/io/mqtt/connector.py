@@ -117,6 +117,7 @@ class MqttSource:
                     send,
                     conf.decompression,
                     conf.eof_message,
+                    conf.max_message_size,
                 )
                 await stack.enter_async_context(
                     pool.subscription(conn, sub, clock=ctx.clock, metrics=ctx.connection)

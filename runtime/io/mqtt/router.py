@@ -10,9 +10,7 @@ A payload that cannot be decoded becomes an ``ErrorItem`` (counted by the rule);
 
 from __future__ import annotations
 
-import gzip
 import zlib
-from collections.abc import Callable
 from typing import Any, final
 
 import paho.mqtt.client as paho
@@ -30,7 +28,17 @@ ROUTE_CACHE = 10_000  # topics whose matching filters are remembered; cleared be
 class Subscription:
     """One source (one rule's stream) reading a topic filter."""
 
-    __slots__ = ("decoder", "decompression", "ended", "eof", "outbox", "qos", "stream", "topic_filter")
+    __slots__ = (
+        "decoder",
+        "decompression",
+        "ended",
+        "eof",
+        "max_size",
+        "outbox",
+        "qos",
+        "stream",
+        "topic_filter",
+    )
 
     def __init__(
         self,
@@ -41,6 +49,7 @@ class Subscription:
         outbox: Outbox,
         decompression: str = "",
         eof: bytes = b"",
+        max_size: int = 16 << 20,
     ) -> None:
         self.topic_filter = topic_filter
         self.qos = qos
@@ -49,6 +58,7 @@ class Subscription:
         self.outbox = outbox
         self.decompression = decompression
         self.eof = eof
+        self.max_size = max_size  # largest decompressed payload accepted
         self.ended = trio.Event()  # set when the stream's eofMessage arrived: the source ends
 
 
@@ -88,14 +98,23 @@ def shared_topic(topic_filter: str) -> str:
     return topic_filter
 
 
-def _decompressor(kind: str) -> Callable[[bytes], bytes] | None:
-    if kind == "gzip":
-        return gzip.decompress
-    if kind == "zlib":
-        return zlib.decompress
-    if kind == "flate":
-        return lambda data: zlib.decompress(data, -15)
-    return None
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "zlib": zlib.MAX_WBITS, "flate": -zlib.MAX_WBITS}
+
+
+def decompress(kind: str, data: bytes, limit: int) -> bytes:
+    """``data`` decompressed (``gzip``, ``zlib`` or ``flate``), never more than ``limit`` bytes of it.
+
+    Raises:
+      ValueError: the output would exceed ``limit`` (a decompression bomb is refused, not inflated), or the
+        input is truncated. zlib.error: not compressed data.
+    """
+    inflater = zlib.decompressobj(_WBITS[kind])
+    out = inflater.decompress(data, limit + 1)
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ValueError(f"decompressed payload exceeds maxMessageSize ({limit} bytes)")
+    if not inflater.eof:
+        raise ValueError(f"truncated {kind} payload")
+    return out
 
 
 @final
@@ -219,11 +238,10 @@ class Router:
                 sub.ended.set()
             return
         try:
-            decompress = _decompressor(first.decompression)
-            if decompress is not None:
-                payload = decompress(payload)
+            if first.decompression:
+                payload = decompress(first.decompression, payload, first.max_size)
             group.events.extend([Event(row, ts, meta) for row in first.decoder(payload)])
-        except (DecodeError, OSError, zlib.error, EOFError) as exc:
+        except (DecodeError, ValueError, zlib.error) as exc:
             group.events.append(ErrorItem(f"{self._label} topic {meta['topic']}: {exc}"))
         except Exception as exc:  # a faulty decoder must not take the shared connection (and engine) down
             group.events.append(

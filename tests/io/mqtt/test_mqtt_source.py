@@ -3,6 +3,7 @@ MQTT 5, malformed payloads, shared subscriptions and the connection status."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import orjson
@@ -168,3 +169,48 @@ async def test_shared_subscription_splits_messages_between_two_rules(tmp_path: P
                 # Each message went to exactly one member, and both members got some.
                 assert sorted(per_rule["out/w1"] + per_rule["out/w2"]) == list(range(40))
                 assert per_rule["out/w1"] and per_rule["out/w2"]
+
+
+async def test_a_decompression_bomb_is_refused_and_the_next_message_flows(
+    tmp_path: Path, certs: Certs
+) -> None:
+    groups = '[gz]\ndecompression = "gzip"\nmaxMessageSize = 1048576\n'
+    async with (
+        running_broker(tmp_path / "broker", certs) as broker,
+        mqtt_engine(tmp_path, broker, groups) as engine,
+    ):
+        with trio.fail_after(20):
+            engine.create_stream("stream", 'CREATE STREAM s () WITH (DATASOURCE="gz", CONF_KEY="gz")')
+            async with engine.services.memory.subscribe("out", 10) as recv:
+                await engine.create_rule(
+                    {
+                        "id": "r",
+                        "sql": "SELECT * FROM s",
+                        "actions": [{"memory": {"topic": "out", "sendSingle": True}}],
+                    }
+                )
+                await wait_connected(engine)
+                bomb = gzip.compress(b'{"a": "' + b"0" * (64 << 20) + b'"}')  # 64 MiB inflated, ~64 KiB sent
+                ok = gzip.compress(b'{"a": 1}')
+                for payload in (bomb, ok):
+                    await trio.run_process(
+                        [
+                            "mosquitto_pub",
+                            "-h",
+                            "127.0.0.1",
+                            "-p",
+                            str(broker.plain),
+                            "-t",
+                            "gz",
+                            "-q",
+                            "1",
+                            "-s",
+                        ],
+                        stdin=payload,
+                    )
+                assert await take_rows(recv, 1) == [{"a": 1}]
+                status = engine.rule_status("r")
+                last = next(
+                    v for k, v in status.items() if k.startswith("source_") and k.endswith("_last_exception")
+                )
+                assert "decompressed payload exceeds maxMessageSize (1048576 bytes)" in last
