@@ -6,6 +6,13 @@ Modes:
   push-server  listen on 127.0.0.1; the first websocket client on any path is sent N frames as fast as it reads.
   latency      a receiver on --results-path and a sender on --path paced at --rate: frame sent -> frame back.
   idle         open C websocket connections and hold them open.
+  http-post    C keep-alive HTTP/1.1 connections POST N pre-encoded JSON bodies in total (--batch rows each: one
+               object, or an array of B objects), one request in flight per connection (no pipelining): the next
+               request of a connection goes out when the answer to the previous one arrived. Any answer but 200
+               is counted and reported. Raw trio sockets and a minimal response parser (Content-Length answers
+               only), so the generator costs far less per request than any server it measures.
+  http-ok      the trivial server that measures http-post alone: answers every request ``200 ok`` without
+               looking at it (same minimal parser); prints ``{"event": "ready", "port": ...}``.
 
 Stdout carries one JSON object per line (``{"event": ...}``) for the harness; progress goes to stderr. Every
 mode is bounded: by its message count and by --timeout seconds.
@@ -229,7 +236,147 @@ async def mode_idle(args: argparse.Namespace) -> None:
         await stream.aclose()
 
 
-MODES = {"send": mode_send, "push-server": mode_push_server, "latency": mode_latency, "idle": mode_idle}
+def post_request(host: str, port: int, path: str, body: bytes) -> bytes:
+    """One complete HTTP/1.1 POST (keep-alive is HTTP/1.1's default)."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def post_pool(host: str, port: int, path: str, batch: int, n: int = 200) -> list[bytes]:
+    """``n`` distinct requests; each body is one JSON object (``batch`` 1) or an array of ``batch`` objects."""
+    requests = []
+    for i in range(n):
+        if batch <= 1:
+            body = message(i)
+        else:
+            body = b"[" + b",".join(message(i * batch + j) for j in range(batch)) + b"]"
+        requests.append(post_request(host, port, path, body))
+    return requests
+
+
+def http_message(buf: bytes) -> tuple[bytes, int] | None:
+    """(head, total size) of the HTTP message at the start of ``buf`` once all of it is there, else None.
+
+    Only ``Content-Length`` bodies (or none): what the servers measured here answer, and what http-post sends.
+    """
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buf[:end]
+    at = head.lower().find(b"\r\ncontent-length:")
+    if at < 0:
+        if b"\r\ntransfer-encoding:" in head.lower():
+            raise ValueError("chunked HTTP bodies are not supported by this load generator")
+        length = 0
+    else:
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17 : stop if stop >= 0 else len(head)])
+    total = end + 4 + length
+    return (head, total) if len(buf) >= total else None
+
+
+async def _post_loop(
+    stream: trio.SocketStream,
+    requests: list[bytes],
+    count: int,
+    answered: list[int],
+    statuses: dict[str, int],
+) -> None:
+    """Send ``count`` requests on one connection, each after the answer to the previous one."""
+    buf = b""
+    size = len(requests)
+    receive, send = stream.receive_some, stream.send_all
+    for i in range(count):
+        await send(requests[i % size])
+        while True:
+            found = http_message(buf)
+            if found is not None:
+                break
+            chunk = await receive(65536)
+            if not chunk:
+                raise ConnectionError(f"the server closed the connection after {answered[0]} answers")
+            buf += chunk
+        head, total = found
+        buf = buf[total:]
+        status = head[9:12].decode()
+        if status != "200":
+            statuses[status] = statuses.get(status, 0) + 1
+        answered[0] += 1
+
+
+async def mode_http_post(args: argparse.Namespace) -> None:
+    requests = post_pool(args.host, args.port, args.path, args.batch)
+    streams = [await trio.open_tcp_stream(args.host, args.port) for _ in range(args.clients)]
+    per = [
+        args.count // args.clients + (1 if i < args.count % args.clients else 0) for i in range(args.clients)
+    ]
+    answered = [0]
+    statuses: dict[str, int] = {}
+    t0 = time.perf_counter()
+    emit("start", t=time.time())
+    async with trio.open_nursery() as nursery:
+        reporter = trio.CancelScope()
+
+        async def report() -> None:
+            with reporter:
+                await _report(answered, args.count, "http-post")
+
+        nursery.start_soon(report)
+        async with trio.open_nursery() as senders:
+            for i, (stream, n) in enumerate(zip(streams, per, strict=True)):
+                # Each connection starts at its own place in the pool: the bodies in flight differ.
+                shifted = requests[i * 7 % len(requests) :] + requests[: i * 7 % len(requests)]
+                senders.start_soon(_post_loop, stream, shifted, n, answered, statuses)
+        reporter.cancel()
+    seconds = time.perf_counter() - t0
+    emit(
+        "done",
+        t=time.time(),
+        answered=answered[0],
+        rows=answered[0] * args.batch,
+        seconds=seconds,
+        statuses=statuses,
+    )
+    for stream in streams:
+        await stream.aclose()
+
+
+OK_ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
+
+
+async def mode_http_ok(args: argparse.Namespace) -> None:
+    async def handle(stream: trio.SocketStream) -> None:
+        buf = b""
+        while True:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                return
+            buf += chunk
+            answers = 0
+            while (found := http_message(buf)) is not None:
+                buf = buf[found[1] :]
+                answers += 1
+            if answers:
+                await stream.send_all(OK_ANSWER * answers)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, handle, args.port, host="127.0.0.1")
+        )
+        emit("ready", port=listeners[0].socket.getsockname()[1])
+
+
+MODES = {
+    "send": mode_send,
+    "push-server": mode_push_server,
+    "latency": mode_latency,
+    "idle": mode_idle,
+    "http-post": mode_http_post,
+    "http-ok": mode_http_ok,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -245,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--linger", type=float, default=0.0, help="seconds to keep the sockets open after")
     parser.add_argument("--drain", type=float, default=5.0, help="latency: seconds to wait for the tail")
     parser.add_argument("--hold", type=float, default=60.0, help="idle: seconds to hold the connections")
+    parser.add_argument("--batch", type=int, default=1, help="http-post: JSON rows per request body")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
 

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import httpx
 
-from benchmarks import engine_bench, expr_bench, nodered, replay_bench
+from benchmarks import engine_bench, expr_bench, mqtt_bench, nodered, push_bench, replay_bench
 from benchmarks.harness import Daemon, Proc, free_port, loadgen, log, rss_kb, summary
 
 Result = dict[str, Any]
@@ -680,4 +680,6 @@ SCENARIOS: dict[str, Callable[[Params], Result]] = {
     "RW2": scenario_rw2,
     "EW1": scenario_ew1,
     "EW2": scenario_ew2,
+    "P8": mqtt_bench.scenario,
+    "P9": push_bench.scenario,
 }

@@ -59,7 +59,7 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
 
 def test_unknown_scenario_is_refused() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "run", "P9"],
+        [sys.executable, "-m", "benchmarks", "run", "P99"],
         cwd=REPO,
         capture_output=True,
         text=True,
