@@ -87,6 +87,15 @@ def one_of(*choices: str) -> Check:
     return check
 
 
+def not_supported(hint: str) -> Check:
+    """A checker refusing any value of an eKuiper key Oort does not implement, saying what to do instead."""
+
+    def check(value: Any) -> Any:
+        raise ConfigProblem(f"not supported by Oort; {hint}")
+
+    return check
+
+
 def unknown_key(key: str, known: Iterator[str] | tuple[str, ...] | list[str]) -> str:
     """The message for an unknown key: names the nearest valid key, or lists them all when none is close."""
     names = list(known)

@@ -55,6 +55,11 @@ _RUNTIME_ONLY = frozenset(
         "batchSize",
         "lingerInterval",
         "runAsync",  # v1 property, accepted and ignored as eKuiper does
+        # v1 retry/cache properties, superseded by the cache keys: accepted and ignored as eKuiper v2 does
+        "retryInterval",
+        "retryCount",
+        "cacheLength",
+        "cacheSaveInterval",
         "dataTemplate",
         *_CACHE_KEYS,
     }

@@ -16,7 +16,17 @@ from runtime.config import parse_duration_ms
 from runtime.config.secrets import redact_url
 from runtime.errors import ConfigProblem, PlanError
 from runtime.formats.gotemplate import has_template
-from runtime.io.confcheck import Keys, as_bool, as_str, as_str_map, describe, one_of, parse_keys, unknown_key
+from runtime.io.confcheck import (
+    Keys,
+    as_bool,
+    as_str,
+    as_str_map,
+    describe,
+    not_supported,
+    one_of,
+    parse_keys,
+    unknown_key,
+)
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 BODY_TYPES = ("none", "json", "text", "html", "xml", "javascript", "form", "binary", "formdata")
@@ -146,13 +156,6 @@ def _method(value: Any) -> str:
     return method
 
 
-def _not_supported(hint: str) -> Any:
-    def check(value: Any) -> Any:
-        raise ConfigProblem(f"not supported by Oort; {hint}")
-
-    return check
-
-
 def _ignored(value: Any) -> Any:
     return value
 
@@ -187,9 +190,9 @@ _TLS_KEYS: Keys = {
     "insecureSkipVerify": ("insecure_skip_verify", as_bool),
     "tlsMinVersion": ("tls_min_version", one_of("tls1.0", "tls1.1", "tls1.2", "tls1.3")),
     "renegotiationSupport": ("renegotiation", one_of("never", "once", "freely")),
-    "certficationRaw": ("_raw", _not_supported("give the certificate as a file with certificationPath")),
-    "privateKeyRaw": ("_raw", _not_supported("give the key as a file with privateKeyPath")),
-    "rootCARaw": ("_raw", _not_supported("give the CA as a file with rootCaPath")),
+    "certficationRaw": ("_raw", not_supported("give the certificate as a file with certificationPath")),
+    "privateKeyRaw": ("_raw", not_supported("give the key as a file with privateKeyPath")),
+    "rootCARaw": ("_raw", not_supported("give the CA as a file with rootCaPath")),
 }
 
 
@@ -281,31 +284,9 @@ REST_KEYS: Keys = {
     "compression": ("compression", one_of("", "gzip", "zlib", "flate")),
 }
 
-# Action properties the rule runtime consumes (or eKuiper's retry and cache keys, meaningful to the runtime
-# only): the sink accepts them without a check. ``schemaId`` and ``fields`` are format helpers Oort's json,
-# delimited and binary encoders do not use.
-REST_IGNORED = frozenset(
-    {
-        "schemaId",
-        "fields",
-        "sendSingle",
-        "dataTemplate",
-        "retryInterval",
-        "retryCount",
-        "cacheLength",
-        "cacheSaveInterval",
-        "enableCache",
-        "memoryCacheThreshold",
-        "maxDiskCache",
-        "bufferPageSize",
-        "resendInterval",
-        "cleanCacheAtStop",
-        "resendAlterQueue",
-        "resendPriority",
-        "resendIndicatorField",
-        "resendDestination",
-    }
-)
+# ``schemaId``: a format helper Oort's json, delimited and binary encoders do not use, accepted unchecked. (The
+# runtime's own keys, sendSingle, dataTemplate and the cache's among them, never reach a connector.)
+REST_IGNORED = frozenset({"schemaId"})
 
 _TLS_ATTRS = frozenset(name for name, _ in _TLS_KEYS.values() if not name.startswith("_"))
 

@@ -24,6 +24,7 @@ from runtime.io.confcheck import (
     as_seconds,
     as_str,
     as_str_map,
+    not_supported,
     one_of,
     parse_keys,
 )
@@ -142,13 +143,6 @@ def _qos(value: Any) -> int:
     return value
 
 
-def _not_supported(hint: str) -> Any:
-    def check(value: Any) -> Any:
-        raise ConfigProblem(f"not supported by Oort; {hint}")
-
-    return check
-
-
 def _base64(value: Any) -> bytes:
     try:
         return base64.b64decode(as_str(value), validate=True)
@@ -183,12 +177,12 @@ CONN_KEYS: Keys = {
     "connectTimeout": ("connect_timeout", as_seconds),
     "reconnectMinDelay": ("reconnect_min_delay", as_seconds),
     "reconnectMaxDelay": ("reconnect_max_delay", as_seconds),
-    "certficationRaw": ("_raw", _not_supported("give the certificate as a file with certificationPath")),
-    "privateKeyRaw": ("_raw", _not_supported("give the key as a file with privateKeyPath")),
-    "rootCARaw": ("_raw", _not_supported("give the CA as a file with rootCaPath")),
+    "certficationRaw": ("_raw", not_supported("give the certificate as a file with certificationPath")),
+    "privateKeyRaw": ("_raw", not_supported("give the key as a file with privateKeyPath")),
+    "rootCARaw": ("_raw", not_supported("give the CA as a file with rootCaPath")),
     "connectionSelector": (
         "_raw",
-        _not_supported("sources and sinks with identical connection settings share one connection already"),
+        not_supported("sources and sinks with identical connection settings share one connection already"),
     ),
 }
 
@@ -199,8 +193,8 @@ SOURCE_KEYS: Keys = {
     "eofMessage": ("eof_message", _base64),
     "maxMessageSize": ("max_message_size", as_count),
     "bufferLength": ("_ignored", as_count),  # eKuiper's source buffer: the rule's bufferLength bounds Oort's
-    "kubeedgeVersion": ("_raw", _not_supported("KubeEdge device models are not implemented")),
-    "kubeedgeModelFile": ("_raw", _not_supported("KubeEdge device models are not implemented")),
+    "kubeedgeVersion": ("_raw", not_supported("KubeEdge device models are not implemented")),
+    "kubeedgeModelFile": ("_raw", not_supported("KubeEdge device models are not implemented")),
 }
 
 SINK_CONF_KEY = "confKey"
@@ -215,31 +209,9 @@ SINK_KEYS: Keys = {
     "compression": ("compression", _compression),
 }
 
-# Action properties of the sink consumed elsewhere: the encoder's format helpers and the runtime's cache keys.
-SINK_IGNORED = frozenset(
-    {
-        SINK_CONF_KEY,
-        "format",
-        "delimiter",
-        "hasHeader",
-        "schemaId",
-        "fields",
-        "retryInterval",
-        "retryCount",
-        "cacheLength",
-        "cacheSaveInterval",
-        "enableCache",
-        "memoryCacheThreshold",
-        "maxDiskCache",
-        "bufferPageSize",
-        "resendInterval",
-        "cleanCacheAtStop",
-        "resendAlterQueue",
-        "resendPriority",
-        "resendIndicatorField",
-        "resendDestination",
-    }
-)
+# Action properties of the sink read elsewhere: the encoder's format helpers and the conf group name. (The
+# runtime's own keys, sendSingle and the cache's among them, never reach a connector.)
+SINK_IGNORED = frozenset({SINK_CONF_KEY, "format", "delimiter", "hasHeader", "schemaId"})
 
 _CONN_ATTRS = frozenset(name for name, _ in CONN_KEYS.values())
 

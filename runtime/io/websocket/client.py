@@ -8,7 +8,6 @@ client is one task in the engine's supervisor nursery running dial -> serve -> b
 from __future__ import annotations
 
 import logging
-import os
 import random
 import ssl
 from collections.abc import Iterator
@@ -28,7 +27,9 @@ from runtime.errors import (
     leaves,
 )
 from runtime.formats.decode import DecodeError, Decoder
-from runtime.io.websocket.tls import Transport, WsTarget, dial
+from runtime.io.dial import Transport, dial
+from runtime.io.dial import describe_failure as describe_connect_failure
+from runtime.io.websocket.tls import WsTarget
 from runtime.io.websocket.wire import Wire, client_handshake
 from runtime.metrics import ConnectionMetrics
 from runtime.model import Batch, ErrorItem, Event, Outbox, Row
@@ -66,23 +67,11 @@ _RETRYABLE = (
 
 def describe_failure(exc: BaseException) -> str:
     """A one-line reason for a failed attempt, fit for ``last_disconnected_message`` (never the query)."""
-    if isinstance(exc, HandshakeRejected | BadHandshake | PeerClosed | MessageTooBig):
+    if isinstance(exc, HandshakeRejected | BadHandshake | PeerClosed | MessageTooBig | ConnectAttemptFailed):
         return str(exc)
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed: {exc}"
     if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError) and exc.__cause__ is not None:
-        return describe_failure(exc.__cause__)  # trio wraps the ssl error that says what went wrong
-    if isinstance(exc, OSError) and isinstance(exc.__cause__, BaseExceptionGroup):
-        # trio.open_tcp_stream: "all attempts to connect to h:p failed", caused by one error per address.
-        # Each leaf's text repeats the address; its errno says all that is new.
-        details = "; ".join(
-            os.strerror(leaf.errno) if isinstance(leaf, OSError) and leaf.errno else str(leaf)
-            for leaf in leaves(exc.__cause__)
-        )
-        return f"{exc}: {details}" if details else str(exc)
-    if isinstance(exc, ConnectAttemptFailed | OSError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        return describe_failure(exc.__cause__)  # trio wraps the error that says what went wrong
+    return describe_connect_failure(exc)
 
 
 @final

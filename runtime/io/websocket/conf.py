@@ -9,13 +9,12 @@ group in one round instead of one error per edit (eKuiper silently ignores unkno
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, final
 
 import attrs
 
-from runtime.config import parse_duration_ms
 from runtime.errors import ConfigProblem, PlanError
+from runtime.io.confcheck import Check, as_bool, as_count, as_seconds, as_str, describe
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 
@@ -66,59 +65,15 @@ def endpoint_differences(a: WsConf, b: WsConf) -> list[str]:
     return differ
 
 
-# A checker turns a raw TOML/JSON value into the field's value or raises ConfigProblem saying what is wrong.
-_Check = Callable[[Any], Any]
-
-
-def _describe(value: Any) -> str:
-    return "a table" if isinstance(value, dict) else f"{type(value).__name__} {value!r}"
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigProblem(f"expected a string, got {_describe(value)}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigProblem(f"expected true or false, got {_describe(value)}")
-    return value
-
-
-def _count(value: Any) -> int:
-    if type(value) is not int:
-        raise ConfigProblem(f"expected a non-negative integer, got {_describe(value)}")
-    if value < 0:
-        raise ConfigProblem(f"must not be negative, got {value}")
-    return value
-
-
-def _seconds(value: Any) -> float:
-    """A duration: a number of seconds, or a Go duration string (``"5s"``, ``"500ms"``, ``"1m30s"``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigProblem(f"expected seconds or a duration like '5s' or '500ms', got {_describe(value)}")
-    if isinstance(value, str):
-        try:
-            seconds = parse_duration_ms(value.strip()) / 1000.0
-        except ValueError:
-            raise ConfigProblem(f"expected a duration like '5s' or '500ms', got {value!r}") from None
-    else:
-        seconds = float(value)
-    if seconds < 0:
-        raise ConfigProblem(f"must not be negative, got {value!r}")
-    return seconds
-
-
 def _scheme(value: Any) -> str:
-    scheme = _str(value).strip().lower()
+    scheme = as_str(value).strip().lower()
     if scheme not in ("ws", "wss"):
         raise ConfigProblem(f"expected 'ws' or 'wss', got {value!r}")
     return scheme
 
 
 def _addr(value: Any) -> str:
-    addr = _str(value).strip()
+    addr = as_str(value).strip()
     if not addr:
         return ""
     if "://" in addr:
@@ -137,7 +92,7 @@ def _addr(value: Any) -> str:
 
 def _headers(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise ConfigProblem(f"expected a table of header = value strings, got {_describe(value)}")
+        raise ConfigProblem(f"expected a table of header = value strings, got {describe(value)}")
     bad = sorted(str(k) for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str))
     if bad:
         raise ConfigProblem(f"header values must be strings: {', '.join(bad)}")
@@ -148,27 +103,27 @@ def _origins(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,) if value else ()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigProblem(f"expected a list of strings, got {_describe(value)}")
+        raise ConfigProblem(f"expected a list of strings, got {describe(value)}")
     return tuple(value)
 
 
 # conf key (as users write it, eKuiper's camelCase) -> (WsConf attribute, checker)
-_KEYS: dict[str, tuple[str, _Check]] = {
+_KEYS: dict[str, tuple[str, Check]] = {
     "addr": ("addr", _addr),
     "scheme": ("scheme", _scheme),
-    "certificationPath": ("certification_path", _str),
-    "privateKeyPath": ("private_key_path", _str),
-    "rootCaPath": ("root_ca_path", _str),
-    "insecureSkipVerify": ("insecure_skip_verify", _bool),
+    "certificationPath": ("certification_path", as_str),
+    "privateKeyPath": ("private_key_path", as_str),
+    "rootCaPath": ("root_ca_path", as_str),
+    "insecureSkipVerify": ("insecure_skip_verify", as_bool),
     "requestHeaders": ("request_headers", _headers),
-    "openMessage": ("open_message", _str),
-    "connectTimeout": ("connect_timeout", _seconds),
-    "reconnectMinDelay": ("reconnect_min_delay", _seconds),
-    "reconnectMaxDelay": ("reconnect_max_delay", _seconds),
-    "pingInterval": ("ping_interval", _seconds),
-    "maxMessageSize": ("max_message_size", _count),
-    "maxConnections": ("max_connections", _count),
-    "token": ("token", _str),
+    "openMessage": ("open_message", as_str),
+    "connectTimeout": ("connect_timeout", as_seconds),
+    "reconnectMinDelay": ("reconnect_min_delay", as_seconds),
+    "reconnectMaxDelay": ("reconnect_max_delay", as_seconds),
+    "pingInterval": ("ping_interval", as_seconds),
+    "maxMessageSize": ("max_message_size", as_count),
+    "maxConnections": ("max_connections", as_count),
+    "token": ("token", as_str),
     "allowedOrigins": ("allowed_origins", _origins),
 }
 

@@ -35,27 +35,9 @@ LOGGER = logging.getLogger("oort.websocket")
 SINK_CONF_KEY = "confKey"
 """Action property naming a conf group of ``etc/sources/websocket.toml`` the sink starts from."""
 
-# Action properties a websocket sink accepts besides the conf keys: the format helpers its encoder reads and
-# the eKuiper cache/retry properties (kept by the runtime's sink wrapper, meaningless to the connector).
+# Action properties a websocket sink accepts besides the conf keys: its path, conf group and the format helpers
+# its encoder reads. (The runtime's own keys, the cache's among them, never reach a connector.)
 _SINK_OWN = frozenset({"path", SINK_CONF_KEY, "format", "delimiter", "hasHeader", "schemaId"})
-_SINK_IGNORED = frozenset(
-    {
-        "retryInterval",
-        "retryCount",
-        "cacheLength",
-        "cacheSaveInterval",
-        "enableCache",
-        "memoryCacheThreshold",
-        "maxDiskCache",
-        "bufferPageSize",
-        "resendInterval",
-        "cleanCacheAtStop",
-        "resendAlterQueue",
-        "resendPriority",
-        "resendIndicatorField",
-        "resendDestination",
-    }
-)
 
 
 def websocket_source(spec: SourceSpec) -> Source:
@@ -108,7 +90,7 @@ def sink_conf(spec: SinkSpec) -> tuple[WsConf, str]:
             base = conf_group(etc_dir, "sources", "websocket", key, spec.ctx.services.conf_overlay)
         except ConfigError as exc:
             raise PlanError(f"{where}: {exc.message}") from exc
-    own = {k: v for k, v in props.items() if k not in _SINK_OWN and k not in _SINK_IGNORED}
+    own = {k: v for k, v in props.items() if k not in _SINK_OWN}
     return parse_ws_conf({**base, **own}, where), path
 
 

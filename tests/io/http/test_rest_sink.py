@@ -22,8 +22,8 @@ from runtime.io.contract import IoContext, SinkSpec
 from runtime.io.http.connector import rest_sink
 from runtime.io.http.rest import RestSink, encode_form
 from runtime.io.services import Services
+from runtime.io.sinkprops import SinkProps
 from runtime.io.sinktemplate import RenderFailure
-from runtime.io.websocket import connector as websocket_connector
 from tests.io.http.local_http import LocalHttp, Recorded, Reply, server_context
 from tests.tls_certs import Certs
 
@@ -76,9 +76,11 @@ async def test_every_property_problem_is_listed_at_once() -> None:
 
 
 async def test_defaults_and_ignored_runtime_properties() -> None:
-    # Every cache and retry key the websocket sink accepts is accepted here too (the runtime acts on them).
-    runtime_keys = dict.fromkeys(websocket_connector._SINK_IGNORED, 1)
-    sink = make_sink(url="http://h/api", sendSingle=True, fields=["a"], schemaId="", **runtime_keys)
+    # The runtime's keys (sendSingle, fields, the cache's and the v1 retry keys) never reach the connector: an
+    # action carrying all of them builds, with the defaults.
+    retry_keys = dict.fromkeys(("retryInterval", "retryCount", "cacheLength", "cacheSaveInterval"), 1)
+    action = {"url": "http://h/api", "sendSingle": True, "fields": ["a"], "schemaId": "", "enableCache": True}
+    sink = make_sink(**SinkProps.from_action({**action, "resendInterval": 10, **retry_keys}).connector_props)
     request = sink.conf.request
     assert (request.method, request.body_type, request.timeout, sink.conf.format) == (
         "POST",

@@ -15,6 +15,7 @@ from runtime.errors import PlanError, SinkError, SourceError
 from runtime.io.contract import IoContext, SinkSpec, SourceSpec
 from runtime.io.registry import builtin_registry
 from runtime.io.services import Services
+from runtime.io.sinkprops import SinkProps
 from runtime.io.websocket.client_mode import ClientSink, ClientSource
 from runtime.io.websocket.conf import CONF_KEYS, WsConf, parse_ws_conf
 from runtime.io.websocket.server_mode import ServerSink, ServerSource
@@ -226,7 +227,9 @@ async def test_server_source_refuses_a_bare_slash() -> None:
 
 async def test_sink_factory_modes_and_conf_key(tmp_path: Path) -> None:
     factory = builtin_registry().sink_factory("websocket")
-    server = factory(sink_spec({"path": "/api/results", "format": "json", "enableCache": False}))
+    # The runtime's keys (the cache's here) are taken out of the action before it reaches the connector.
+    action = SinkProps.from_action({"path": "/api/results", "format": "json", "enableCache": False})
+    server = factory(sink_spec(action.connector_props))
     assert isinstance(server, ServerSink)
     client = factory(sink_spec({"path": "/in", "addr": "127.0.0.1:9", "scheme": "ws"}))
     assert isinstance(client, ClientSink)
